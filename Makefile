@@ -1,0 +1,70 @@
+# anomstream — the two commands: `make run` and `make test`. Everything else is set-up they share.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+KAFKA_VERSION ?= 4.3.1
+KAFKA_DATA ?= .kafka
+KAFKA_PORT ?= 9092
+KAFKA_CONTROLLER_PORT ?= 9093
+KAFKA := $(PY) deploy/kafka/kafka_local.py --data-dir $(KAFKA_DATA) --port $(KAFKA_PORT) \
+	--controller-port $(KAFKA_CONTROLLER_PORT) --version $(KAFKA_VERSION)
+PYTEST_ARGS ?=
+
+.PHONY: venv run test test-unit test-integration lint fmt kafka-up kafka-down kafka-status \
+	schemas bench clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ required, found " + sys.version' 
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test,dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+## Run the service on the embedded default: local Kafka (unless KAFKA_BOOTSTRAP_SERVERS is set),
+## topics, detection worker, demo producer; alerts printed as they arrive; Ctrl-C stops it all.
+run: venv
+	@if [ -z "$$KAFKA_BOOTSTRAP_SERVERS" ]; then \
+		$(KAFKA) up || exit 1; \
+		trap '$(KAFKA) down' EXIT; \
+		export KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$(KAFKA_PORT); \
+	fi; \
+	$(VENV)/bin/anomstream run --demo --print-alerts
+
+## The whole suite (unit + integration) against a real broker started by the test fixture.
+test: venv
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-unit: venv
+	$(PY) -m pytest -m unit $(PYTEST_ARGS)
+
+test-integration: venv
+	$(PY) -m pytest -m integration $(PYTEST_ARGS)
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+fmt: venv
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+kafka-up: venv
+	$(KAFKA) up
+
+kafka-down: venv
+	$(KAFKA) down
+
+kafka-status: venv
+	$(KAFKA) status
+
+schemas: venv
+	$(VENV)/bin/anomstream export-schemas --out schemas
+
+clean:
+	-$(KAFKA) down 2>/dev/null
+	rm -rf $(VENV) $(KAFKA_DATA) .pytest_cache .mypy_cache .ruff_cache

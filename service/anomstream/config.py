@@ -1,0 +1,176 @@
+"""Runtime configuration: pydantic-settings tree read from ``ANOMSTREAM_*`` env (nested with ``__``).
+
+The only module that reads the environment. ``load`` is called once, by the CLI; invalid values raise
+``ConfigError`` naming the field, before any Kafka client exists.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from anomstream.errors import ConfigError
+from anomstream.spec import DetectorSpecs, load_specs
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class KafkaSettings(_Section):
+    """Kafka client settings; security options pass straight through to librdkafka."""
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    group_id: str = "anomstream"
+    client_id: str = "anomstream"
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_ca_location: str | None = None
+    ssl_certificate_location: str | None = None
+    ssl_key_location: str | None = None
+    ssl_key_password: SecretStr | None = None
+    session_timeout_ms: int = Field(default=10_000, ge=1_000)
+    extra: dict[str, str] = Field(
+        default_factory=dict,
+        description="more librdkafka properties, e.g. {'socket.timeout.ms': '5000'}",
+    )
+
+    @field_validator("bootstrap_servers")
+    @classmethod
+    def _non_empty(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must name at least one host:port")
+        return value.strip()
+
+    def client_config(self) -> dict[str, str]:
+        """Librdkafka properties shared by every client (secrets revealed only here)."""
+        conf = {
+            "bootstrap.servers": self.bootstrap_servers,
+            "client.id": self.client_id,
+            "security.protocol": self.security_protocol,
+        }
+        optional: dict[str, str | SecretStr | None] = {
+            "sasl.mechanism": self.sasl_mechanism,
+            "sasl.username": self.sasl_username,
+            "sasl.password": self.sasl_password,
+            "ssl.ca.location": self.ssl_ca_location,
+            "ssl.certificate.location": self.ssl_certificate_location,
+            "ssl.key.location": self.ssl_key_location,
+            "ssl.key.password": self.ssl_key_password,
+        }
+        for key, value in optional.items():
+            if value is not None:
+                conf[key] = value.get_secret_value() if isinstance(value, SecretStr) else value
+        conf.update(self.extra)
+        return conf
+
+
+class TopicSettings(_Section):
+    """Topic names and the shape used when anomstream creates them."""
+
+    events: str = "anomstream.events"
+    alerts: str = "anomstream.alerts"
+    dlq: str = "anomstream.dlq"
+    state: str = "anomstream.state"
+    partitions: int = Field(default=6, ge=1)
+    replication_factor: int = Field(default=1, ge=1)
+
+
+class WorkerSettings(_Section):
+    """Consume loop, commit cadence and the dead-letter brake."""
+
+    batch_size: int = Field(default=500, ge=1, le=100_000)
+    poll_timeout_s: float = Field(default=0.5, gt=0)
+    commit_interval_s: float = Field(default=1.0, gt=0)
+    max_message_bytes: int = Field(default=1_000_000, ge=64)
+    dlq_max_ratio: float = Field(default=0.95, gt=0, le=1)
+    dlq_window: int = Field(default=2000, ge=10)
+    dlq_max_consecutive: int = Field(default=2000, ge=1)
+    max_keys: int = Field(default=100_000, ge=1)
+    key_ttl_s: float = Field(default=24 * 3600, gt=0)
+    shutdown_timeout_s: float = Field(default=10.0, gt=0)
+
+
+class MetricsSettings(_Section):
+    """The HTTP endpoint serving ``/metrics``, ``/healthz`` and ``/readyz``."""
+
+    host: str = "0.0.0.0"
+    port: int = Field(default=9108, ge=0, le=65535)
+    heartbeat_timeout_s: float = Field(default=30.0, gt=0)
+
+
+class StateSettings(_Section):
+    """Model-state snapshots: the HMAC key authenticates them before anything is unpickled."""
+
+    hmac_key: SecretStr | None = None
+    enabled: bool = True
+
+
+class Settings(BaseSettings):
+    """Every runtime setting; environment names follow the tree (``ANOMSTREAM_KAFKA__GROUP_ID``).
+
+    Examples
+    --------
+    >>> s = Settings.model_validate({"kafka": {"group_id": "g1"}})
+    >>> s.kafka.group_id, s.topics.events
+    ('g1', 'anomstream.events')
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="ANOMSTREAM_", env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    kafka: KafkaSettings = KafkaSettings()
+    topics: TopicSettings = TopicSettings()
+    worker: WorkerSettings = WorkerSettings()
+    metrics: MetricsSettings = MetricsSettings()
+    state: StateSettings = StateSettings()
+    processing_guarantee: Literal["at_least_once", "exactly_once"] = "at_least_once"
+    detectors_file: Path | None = None
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+def _format_errors(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        field = ".".join(str(p) for p in err["loc"]) or "(root)"
+        env = "ANOMSTREAM_" + "__".join(str(p).upper() for p in err["loc"])
+        lines.append(f"{field} ({env}): {err['msg']} [got {err.get('input')!r}]")
+    return "invalid configuration:\n  " + "\n  ".join(lines)
+
+
+def load(overrides: Mapping[str, Any] | None = None) -> tuple[Settings, DetectorSpecs]:
+    """Read settings from the environment (plus CLI overrides) and the detector-spec file.
+
+    Plain ``KAFKA_BOOTSTRAP_SERVERS`` is honoured when ``ANOMSTREAM_KAFKA__BOOTSTRAP_SERVERS`` is unset.
+    Overrides use dotted names (``{"kafka.group_id": "g"}``) and win over the environment.
+    Raises ``ConfigError`` with every offending field named.
+    """
+    init: dict[str, Any] = {}
+    plain = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if plain and "ANOMSTREAM_KAFKA__BOOTSTRAP_SERVERS" not in os.environ:
+        init["kafka"] = {"bootstrap_servers": plain}
+    for key, value in (overrides or {}).items():
+        section, _, name = key.partition(".")
+        if name:
+            init.setdefault(section, {})[name] = value
+        else:
+            init[key] = value
+    try:
+        settings = Settings(**init)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(exc)) from None
+    return settings, load_specs(settings.detectors_file)
+
+
+def masked(settings: Settings) -> dict[str, Any]:
+    """The effective settings as plain data with every secret replaced by ``**********``."""
+    return settings.model_dump(mode="json")  # SecretStr serialises masked in JSON mode

@@ -1,0 +1,33 @@
+"""The one exception hierarchy of anomstream; the CLI maps each family to an exit code."""
+
+from __future__ import annotations
+
+
+class AnomstreamError(Exception):
+    """Base of every error anomstream raises on purpose."""
+
+    exit_code = 1
+
+
+class ConfigError(AnomstreamError):
+    """Invalid configuration: reported with the offending field before any client starts."""
+
+    exit_code = 2
+
+
+class BrokerError(AnomstreamError):
+    """Kafka refused or failed an operation we cannot continue without."""
+
+
+class DeliveryError(BrokerError):
+    """A produced record (alert, dead letter, snapshot) was not acknowledged; offsets stay uncommitted."""
+
+
+class DeadLetterLimitError(AnomstreamError):
+    """Too much input is being dead-lettered: stop rather than divert the whole stream."""
+
+    exit_code = 3
+
+
+class SnapshotError(AnomstreamError):
+    """A state snapshot failed authentication or could not be loaded."""

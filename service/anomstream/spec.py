@@ -1,0 +1,105 @@
+"""Detector specs: per ``stream``, which values, which detector, threshold policy and alert lifecycle.
+
+Read from a TOML file (``ANOMSTREAM_DETECTORS_FILE``); with no file, the built-in default spec applies.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from anomstream.errors import ConfigError
+
+DetectorName = Literal["zscore", "robust", "ewma", "hst"]
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ThresholdSpec(_Spec):
+    """When a score is anomalous.
+
+    ``quantile``: above the running ``quantile`` of this key's normal scores, and never below ``floor``.
+    ``fixed``: above ``value``.
+    """
+
+    kind: Literal["quantile", "fixed"] = "quantile"
+    quantile: float = Field(default=0.999, gt=0.5, lt=1)
+    floor: float = Field(default=0.75, ge=0, le=1)
+    value: float = Field(default=0.9, gt=0, lt=1)
+
+
+class LifecycleSpec(_Spec):
+    """Alert lifecycle and the protect-vs-adapt policy.
+
+    ``protect``: anomalous points are not learned, so an outlier cannot drag the model towards itself.
+    ``adapt_after``: a run of this many consecutive anomalous points is a level shift, accepted as the new
+    normal (the model is re-baselined on the run) instead of alerting forever.
+    """
+
+    cooldown_s: float = Field(default=60.0, ge=0)
+    resolve_after: int = Field(default=3, ge=1)
+    protect: bool = True
+    adapt_after: int = Field(default=30, ge=2)
+
+
+class StreamSpec(_Spec):
+    """Everything that decides how one ``stream``'s events are scored."""
+
+    detector: DetectorName = "ewma"
+    features: tuple[str, ...] = ()
+    warmup: int = Field(default=30, ge=1)
+    params: dict[str, Any] = Field(default_factory=dict)
+    threshold: ThresholdSpec = ThresholdSpec()
+    lifecycle: LifecycleSpec = LifecycleSpec()
+
+    def digest(self) -> str:
+        """Short stable hash; a snapshot taken under another spec is not restored."""
+        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:16]
+
+
+class DetectorSpecs(_Spec):
+    """Specs by stream name; a stream without its own spec uses ``default``.
+
+    Examples
+    --------
+    >>> specs = DetectorSpecs.model_validate({"streams": {"payments": {"detector": "zscore"}}})
+    >>> specs.for_stream("payments").detector, specs.for_stream("other").detector
+    ('zscore', 'ewma')
+    """
+
+    streams: dict[str, StreamSpec] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _has_default(self) -> DetectorSpecs:
+        if "default" not in self.streams:
+            self.streams["default"] = StreamSpec()
+        return self
+
+    def for_stream(self, stream: str) -> StreamSpec:
+        """The spec of ``stream``, falling back to ``default``."""
+        return self.streams.get(stream) or self.streams["default"]
+
+
+def load_specs(path: Path | None) -> DetectorSpecs:
+    """Parse the TOML spec file; a missing file or bad field is a ``ConfigError`` naming it."""
+    if path is None:
+        return DetectorSpecs()
+    try:
+        data = tomllib.loads(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"detectors_file ({path}): cannot read: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"detectors_file ({path}): not valid TOML: {exc}") from None
+    try:
+        return DetectorSpecs.model_validate(data)
+    except ValidationError as exc:
+        problems = [
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']} [got {e.get('input')!r}]" for e in exc.errors()
+        ]
+        raise ConfigError(f"invalid detector spec {path}:\n  " + "\n  ".join(problems)) from None
