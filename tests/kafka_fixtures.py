@@ -43,7 +43,7 @@ def docker_engine_answers() -> bool:
         import docker
 
         return bool(docker.from_env(timeout=3).ping())
-    except Exception:
+    except Exception:  # noqa: BLE001 - any failure means there is no usable engine
         return False
 
 
@@ -78,7 +78,7 @@ def session_broker(tmp_root: Path) -> Iterator[Broker]:
     )
     try:
         kafka_local.start(cfg)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - reported through pytest as failure or skip
         kafka_local.stop(cfg)
         _fail_or_skip(f"local jar broker did not start: {exc}")
     try:

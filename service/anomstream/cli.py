@@ -3,55 +3,214 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+import uuid
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import orjson
+from prometheus_client import CollectorRegistry
 
-from anomstream import broker, config
+from anomstream import __version__, broker, config, demo, logs, printer, schemas
+from anomstream.detectors import catalog
+from anomstream.detectors.registry import Registry
+from anomstream.endpoint import Endpoint
 from anomstream.errors import AnomstreamError, ConfigError
+from anomstream.metrics import Metrics
+from anomstream.scorer import Scorer
+from anomstream.spec import DetectorSpecs
+from anomstream.worker import Worker
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="anomstream", description="Real-time anomaly detection on Kafka")
+    parser.add_argument("--version", action="version", version=f"anomstream {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run the detection worker")
     run.add_argument("--demo", action="store_true", help="also run the demo producer")
+    run.add_argument("--demo-rate", type=float, default=40.0, help="demo events per second")
     run.add_argument("--print-alerts", action="store_true", help="print alerts as they arrive")
+    dem = sub.add_parser("demo", help="produce a labelled demo stream with injected anomalies")
+    dem.add_argument("--rate", type=float, default=40.0, help="events per second (0 = unthrottled)")
+    dem.add_argument("--entities", type=int, default=8)
+    dem.add_argument("--count", type=int, default=None, help="stop after this many events")
+    dem.add_argument("--spike-prob", type=float, default=0.004)
+    dem.add_argument("--shift-prob", type=float, default=0.0005)
+    dem.add_argument("--seed", type=int, default=7)
     sub.add_parser("create-topics", help="create the topics anomstream needs")
     sub.add_parser("show-config", help="print the effective configuration, secrets masked")
+    exp = sub.add_parser("export-schemas", help="write JSON Schemas of the wire contract")
+    exp.add_argument("--out", type=Path, default=Path("schemas"))
     return parser
 
 
-def _show_config(settings: config.Settings, specs: Any) -> int:
-    doc = {"settings": config.masked(settings), "detectors": specs.model_dump(mode="json")}
-    sys.stdout.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n")
+def _install_signals(stop: Callable[[], None]) -> None:
+    def handler(signum: int, _frame: Any) -> None:
+        stop()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+def _thread(target: Callable[[], Any], name: str) -> threading.Thread:
+    thread = threading.Thread(target=target, name=name, daemon=True)
+    thread.start()
+    return thread
+
+
+def _run(args: argparse.Namespace, settings: config.Settings, specs: DetectorSpecs) -> int:
+    log = logs.get("worker")
+    kafka_log = logs.kafka_logger()
+    created = broker.ensure_topics(broker.admin(settings, logger=kafka_log), settings.topics)
+    if created:
+        log.info("topics_created", topics=created)
+    metrics = Metrics(CollectorRegistry())
+    metrics.info.info({"version": __version__, "guarantee": str(settings.processing_guarantee)})
+    registry = Registry(settings.worker.max_keys, settings.worker.key_ttl_s)
+    worker = Worker(
+        consumer=broker.consumer(settings, logger=kafka_log, on_stats=metrics.on_stats),
+        producer=broker.producer(settings, logger=kafka_log),
+        scorer=Scorer(specs, registry),
+        metrics=metrics,
+        topics=settings.topics,
+        cfg=settings.worker,
+        log=log,
+    )
+    endpoint = Endpoint(
+        metrics.registry, *_probes(worker, settings), settings.metrics.host, settings.metrics.port
+    ).start()
+    stopped = threading.Event()
+
+    def stop() -> None:
+        stopped.set()
+        worker.stop()
+
+    _install_signals(stop)
+    helpers = _helpers(args, settings, stopped)
+    log.info(
+        "worker_started",
+        metrics_port=endpoint.port,
+        bootstrap=settings.kafka.bootstrap_servers,
+        events=settings.topics.events,
+        alerts=settings.topics.alerts,
+        group=settings.kafka.group_id,
+    )
+    try:
+        worker.run()
+    finally:
+        stopped.set()
+        for thread in helpers:
+            thread.join(timeout=10)
+        endpoint.close()
+        log.info("worker_stopped")
     return 0
 
 
-def _create_topics(settings: config.Settings) -> int:
-    created = broker.ensure_topics(broker.admin(settings), settings.topics)
-    print(f"topics on {settings.kafka.bootstrap_servers}: created {created or 'none (all existed)'}")
+def _probes(worker: Worker, settings: config.Settings) -> tuple[Any, Any]:
+    def live() -> tuple[bool, str]:
+        age = worker.clock() - worker.heartbeat
+        ok = age <= settings.metrics.heartbeat_timeout_s
+        return ok, f"loop heartbeat {age:.1f}s ago"
+
+    def ready() -> tuple[bool, str]:
+        if not worker.assigned:
+            return False, "no partitions assigned"
+        return True, f"{len(worker.assigned)} partitions assigned"
+
+    return live, ready
+
+
+def _helpers(args: argparse.Namespace, settings: config.Settings, stopped: threading.Event) -> list[Any]:
+    threads = []
+    if args.demo:
+        cfg = demo.DemoConfig(shift_prob=0.0005)
+        producer = broker.producer(settings, logger=logs.kafka_logger())
+        threads.append(
+            _thread(
+                lambda: demo.produce(
+                    producer,
+                    settings.topics.events,
+                    cfg,
+                    rate=args.demo_rate,
+                    count=None,
+                    stopped=stopped.is_set,
+                ),
+                "demo",
+            )
+        )
+    if args.print_alerts:
+        # A throwaway group reading from "now": printing must never move the workers' offsets.
+        consumer = _printer_consumer(settings)
+        consumer.subscribe([settings.topics.alerts])
+        threads.append(_thread(lambda: printer.print_alerts(consumer, sys.stdout, stopped.is_set), "printer"))
+    return threads
+
+
+def _printer_consumer(settings: config.Settings) -> Any:
+    from confluent_kafka import Consumer
+
+    conf: dict[str, Any] = dict(settings.kafka.client_config())
+    conf.update(
+        {
+            "group.id": f"anomstream-printer-{uuid.uuid4().hex[:8]}",
+            "auto.offset.reset": "latest",
+            "enable.auto.commit": False,
+        }
+    )
+    return Consumer(conf)
+
+
+def _demo(args: argparse.Namespace, settings: config.Settings) -> int:
+    broker.ensure_topics(broker.admin(settings), settings.topics)
+    cfg = demo.DemoConfig(
+        entities=args.entities, spike_prob=args.spike_prob, shift_prob=args.shift_prob, seed=args.seed
+    )
+    stopped = threading.Event()
+    _install_signals(stopped.set)
+    sent = demo.produce(
+        broker.producer(settings),
+        settings.topics.events,
+        cfg,
+        rate=args.rate,
+        count=args.count,
+        stopped=stopped.is_set,
+    )
+    print(f"produced {sent} demo events to {settings.topics.events}")
     return 0
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "export-schemas":
+        for path in schemas.export(args.out):
+            print(f"wrote {path}")
+        return 0
+    settings, specs = config.load()
+    catalog.validate(specs)  # a bad spec is a config error before any client exists
+    logs.configure(settings.log_format, settings.log_level)
+    if args.command == "show-config":
+        doc = {"settings": config.masked(settings), "detectors": specs.model_dump(mode="json")}
+        sys.stdout.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n")
+        return 0
+    if args.command == "create-topics":
+        created = broker.ensure_topics(broker.admin(settings), settings.topics)
+        print(f"topics on {settings.kafka.bootstrap_servers}: created {created or 'none (all existed)'}")
+        return 0
+    if args.command == "demo":
+        return _demo(args, settings)
+    return _run(args, settings, specs)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``anomstream`` console script; returns the process exit code."""
     args = _parser().parse_args(argv)
     try:
-        settings, specs = config.load()
-        if args.command == "show-config":
-            return _show_config(settings, specs)
-        if args.command in ("create-topics", "run"):
-            code = _create_topics(settings)
-            if args.command == "run":
-                print("the detection worker is not built yet (issue: detection worker); topics are ready")
-            return code
+        return _dispatch(args)
     except ConfigError as exc:
         print(f"anomstream: {exc}", file=sys.stderr)
         return exc.exit_code
     except AnomstreamError as exc:
-        print(f"anomstream: {exc}", file=sys.stderr)
+        print(f"anomstream: {type(exc).__name__}: {exc}", file=sys.stderr)
         return exc.exit_code
-    return 2

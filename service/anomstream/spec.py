@@ -30,7 +30,7 @@ class ThresholdSpec(_Spec):
 
     kind: Literal["quantile", "fixed"] = "quantile"
     quantile: float = Field(default=0.999, gt=0.5, lt=1)
-    floor: float = Field(default=0.75, ge=0, le=1)
+    floor: float = Field(default=0.7, ge=0, le=1)
     value: float = Field(default=0.9, gt=0, lt=1)
 
 
@@ -42,7 +42,7 @@ class LifecycleSpec(_Spec):
     normal (the model is re-baselined on the run) instead of alerting forever.
     """
 
-    cooldown_s: float = Field(default=60.0, ge=0)
+    cooldown_s: float = Field(default=300.0, ge=0)
     resolve_after: int = Field(default=3, ge=1)
     protect: bool = True
     adapt_after: int = Field(default=30, ge=2)

@@ -1,0 +1,81 @@
+"""The detector contract: River-style ``score_one`` / ``learn_one`` plus ``explain_one`` for alerts.
+
+Scores are normalised to [0, 1]; explanations name what was expected and which features drove the score.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import math
+from collections.abc import Mapping
+
+from river.base import Base
+
+Features = Mapping[str, float]
+
+# z = 3 maps to 0.5; the squash never saturates, so quantile thresholds keep their resolution.
+_Z_SCALE_SQ = 9.0
+
+
+def z_to_score(z: float) -> float:
+    """Map a deviation in standard units to [0, 1): ``z² / (z² + 9)`` (so 3σ → 0.5, 6σ → 0.8)."""
+    if not math.isfinite(z):
+        return 1.0
+    zz = z * z
+    return zz / (zz + _Z_SCALE_SQ)
+
+
+def score_to_z(score: float) -> float:
+    """Inverse of ``z_to_score``: the deviation a score stands for."""
+    if score >= 1.0:
+        return math.inf
+    return math.sqrt(_Z_SCALE_SQ * score / (1.0 - score))
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Band:
+    """The expected centre of one feature and the band counted as normal."""
+
+    mean: float
+    low: float
+    high: float
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Explanation:
+    """Why a point scored as it did: share of the score per feature (sums to 1) and expected bands."""
+
+    contributions: dict[str, float]
+    expected: dict[str, Band]
+
+
+def shares(weights: Mapping[str, float]) -> dict[str, float]:
+    """Normalise non-negative weights to shares summing to 1 (uniform when all are zero)."""
+    clean = {k: (v if math.isfinite(v) and v > 0 else 0.0) for k, v in weights.items()}
+    total = sum(clean.values())
+    if total <= 0:
+        return {k: 1.0 / len(clean) for k in clean} if clean else {}
+    return {k: v / total for k, v in clean.items()}
+
+
+class Detector(Base, abc.ABC):
+    """Base of every catalog detector.
+
+    River conventions: ``__init__`` stores parameters only (so ``clone()`` works), state is created lazily
+    on first use, ``score_one`` reads the model without changing it, ``learn_one`` updates it.
+    """
+
+    name: str = "base"
+
+    @abc.abstractmethod
+    def score_one(self, x: Features) -> float:
+        """Anomaly score of ``x`` in [0, 1], before learning it."""
+
+    @abc.abstractmethod
+    def learn_one(self, x: Features) -> None:
+        """Update the model with ``x``."""
+
+    @abc.abstractmethod
+    def explain_one(self, x: Features) -> Explanation:
+        """Contributions and expected bands for ``x`` (called only when an alert is raised)."""

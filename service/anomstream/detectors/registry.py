@@ -1,0 +1,150 @@
+"""Per-key model state: created lazily from the spec, bounded by idle TTL and an LRU max-keys limit.
+
+A key is ``(stream, entity_id)``; its state lives with the input partition it was consumed from.
+"""
+
+from __future__ import annotations
+
+import collections
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from anomstream.detectors.base import Detector
+from anomstream.detectors.catalog import build
+from anomstream.spec import StreamSpec
+from anomstream.thresholds import Lifecycle, Threshold
+
+Key = tuple[str, str]
+Clock = Callable[[], float]
+
+
+class KeyState:
+    """Everything anomstream knows about one key: model, threshold, lifecycle and bookkeeping."""
+
+    __slots__ = (
+        "detector",
+        "digest",
+        "last_access",
+        "lifecycle",
+        "n_seen",
+        "offset",
+        "partition",
+        "recent",
+        "threshold",
+    )
+
+    def __init__(self, spec: StreamSpec, partition: int, now: float) -> None:
+        self.detector: Detector = build(spec)
+        self.threshold = Threshold(spec.threshold)
+        self.lifecycle = Lifecycle()
+        self.digest = spec.digest()
+        self.n_seen = 0
+        self.recent: collections.deque[dict[str, float]] = collections.deque(
+            maxlen=spec.lifecycle.adapt_after
+        )
+        self.partition = partition
+        self.offset = -1  # input offset of the last event applied (snapshots record what they reflect)
+        self.last_access = now
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for name, value in state.items():
+            setattr(self, name, value)
+
+
+class Registry:
+    """Keys → ``KeyState`` in least-recently-used order, with eviction and dirty tracking.
+
+    Parameters
+    ----------
+    max_keys
+        Upper bound on live keys; the least recently used key is evicted beyond it.
+    ttl_s
+        A key idle for longer than this (processing time) is evicted by ``evict``.
+    clock
+        Monotonic seconds; injected so tests can move time.
+
+    Examples
+    --------
+    >>> from anomstream.spec import StreamSpec
+    >>> reg = Registry(max_keys=2, ttl_s=60, clock=lambda: 0.0)
+    >>> for entity in ("a", "b", "c"):
+    ...     _ = reg.get(("default", entity), StreamSpec(), partition=0)
+    >>> sorted(k[1] for k in reg.keys()), [key[1] for key, _partition in reg.evict()]
+    (['a', 'b', 'c'], ['a'])
+    """
+
+    def __init__(self, max_keys: int, ttl_s: float, clock: Clock = time.monotonic) -> None:
+        self.max_keys = max_keys
+        self.ttl_s = ttl_s
+        self.clock = clock
+        self._states: collections.OrderedDict[Key, KeyState] = collections.OrderedDict()
+        self.dirty: set[Key] = set()
+        self.evicted_total = 0
+
+    def __len__(self) -> int:
+        return len(self._states)
+
+    def keys(self) -> Iterator[Key]:
+        """Live keys, least recently used first."""
+        return iter(list(self._states))
+
+    def get(self, key: Key, spec: StreamSpec, partition: int) -> KeyState:
+        """The key's state, created fresh when missing or built under another spec."""
+        now = self.clock()
+        state = self._states.get(key)
+        if state is None or state.digest != spec.digest():
+            state = KeyState(spec, partition, now)
+            self._states[key] = state
+        else:
+            self._states.move_to_end(key)
+            state.last_access = now
+            state.partition = partition
+        self.dirty.add(key)
+        return state
+
+    def peek(self, key: Key) -> KeyState | None:
+        """The key's state without touching its recency."""
+        return self._states.get(key)
+
+    def put(self, key: Key, state: KeyState) -> None:
+        """Install a restored state (not dirty: it already is what the snapshot says)."""
+        state.last_access = self.clock()
+        self._states[key] = state
+        self._states.move_to_end(key)
+
+    def evict(self) -> list[tuple[Key, int]]:
+        """Drop idle keys and those beyond ``max_keys``; returns ``(key, partition)`` of each."""
+        now = self.clock()
+        evicted = []
+        while self._states:
+            key, state = next(iter(self._states.items()))
+            if len(self._states) <= self.max_keys and now - state.last_access <= self.ttl_s:
+                break
+            del self._states[key]
+            self.dirty.discard(key)
+            evicted.append((key, state.partition))
+        self.evicted_total += len(evicted)
+        return evicted
+
+    def for_partition(self, partition: int) -> list[Key]:
+        """Keys whose state lives with ``partition``."""
+        return [k for k, s in self._states.items() if s.partition == partition]
+
+    def drop_partition(self, partition: int) -> int:
+        """Release every key of a partition we no longer own; returns how many were dropped."""
+        keys = self.for_partition(partition)
+        for key in keys:
+            del self._states[key]
+            self.dirty.discard(key)
+        return len(keys)
+
+    def warm_fraction(self, warmup_of: Callable[[str], int]) -> float:
+        """Share of live keys past their warm-up (``warmup_of(stream)`` gives the spec's warm-up)."""
+        if not self._states:
+            return 0.0
+        warm = sum(1 for (stream, _), s in self._states.items() if s.n_seen >= warmup_of(stream))
+        return warm / len(self._states)

@@ -1,0 +1,150 @@
+"""Wire contract as pydantic v2 models: Event in, Alert and DeadLetter out, Feedback from users.
+
+``schemas/*.schema.json`` are generated from these models (``anomstream export-schemas``).
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema, field_validator
+
+SCHEMA_VERSION = 1
+
+EntityId = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+FeatureName = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+Status = Literal["open", "ongoing", "resolved"]
+Severity = Literal["low", "medium", "high", "critical"]
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _as_datetime(value: object) -> object:
+    """Epoch milliseconds (int/float) become an aware UTC datetime; strings go to pydantic (RFC 3339)."""
+    if isinstance(value, bool):
+        raise ValueError("timestamp must be RFC 3339 text or epoch milliseconds, not a boolean")
+    if isinstance(value, int | float):
+        if not math.isfinite(value) or not 0 <= value < 253_402_300_800_000:
+            raise ValueError("epoch milliseconds out of range")
+        return datetime.fromtimestamp(value / 1000, tz=UTC)
+    return value
+
+
+class Event(_Wire):
+    """One observation of one entity (input topic; message key = ``entity_id``).
+
+    Examples
+    --------
+    >>> e = Event.model_validate({"entity_id": "pump-1", "timestamp": 1700000000000,
+    ...                           "values": {"temp": 71.5}})
+    >>> e.stream, e.timestamp.isoformat()
+    ('default', '2023-11-14T22:13:20+00:00')
+    """
+
+    model_config = ConfigDict(
+        extra="ignore",  # producers may add fields we don't use
+        frozen=True,
+        json_schema_extra={"description": "One observation of one entity; message key = entity_id."},
+    )
+
+    entity_id: EntityId
+    timestamp: Annotated[
+        datetime,
+        WithJsonSchema(
+            {"anyOf": [{"type": "string", "format": "date-time"}, {"type": "number", "minimum": 0}]}
+        ),
+    ] = Field(description="RFC 3339 text or epoch milliseconds")
+    values: dict[FeatureName, float] = Field(min_length=1, max_length=1000)
+    stream: Annotated[str, StringConstraints(min_length=1, max_length=128)] = "default"
+    attributes: dict[str, Annotated[str, StringConstraints(max_length=1024)]] = Field(
+        default_factory=dict, max_length=64
+    )
+
+    _coerce_ts = field_validator("timestamp", mode="before")(_as_datetime)
+
+    @field_validator("timestamp")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+    @field_validator("values", mode="before")
+    @classmethod
+    def _numbers_only(cls, value: object) -> object:
+        if isinstance(value, dict):
+            for name, number in value.items():
+                if isinstance(number, bool) or not isinstance(number, int | float):
+                    raise ValueError(f"value {name!r} must be a number")
+                if not math.isfinite(number):
+                    raise ValueError(f"value {name!r} is not finite")
+        return value
+
+
+class Source(_Wire):
+    """Where a record came from; with the detector it makes ``alert_id`` deterministic."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+class Expected(_Wire):
+    """What the model expected of one feature: centre and the band counted as normal."""
+
+    mean: float
+    low: float
+    high: float
+
+
+class Alert(_Wire):
+    """An anomaly finding about one entity (alert topic; message key = ``entity_id``)."""
+
+    schema_version: int = SCHEMA_VERSION
+    alert_id: str
+    entity_id: str
+    stream: str
+    timestamp: datetime
+    detected_at: datetime
+    status: Status
+    severity: Severity
+    score: float = Field(ge=0, le=1)
+    threshold: float = Field(ge=0, le=1)
+    detector: str
+    values: dict[str, float]
+    expected: dict[str, Expected]
+    contributions: dict[str, float] = Field(description="share of the score per feature, sums to 1")
+    source: Source
+    attributes: dict[str, str] = Field(default_factory=dict)
+
+
+class DeadLetter(_Wire):
+    """An input record that could not be processed, with why and from where."""
+
+    schema_version: int = SCHEMA_VERSION
+    reason: str = Field(description="machine-readable category, e.g. invalid_json")
+    detail: str
+    source: Source
+    original: str = Field(description="the original bytes, base64")
+    failed_at: datetime
+
+
+class Feedback(_Wire):
+    """A user's verdict on an alert, for tuning and evaluation."""
+
+    schema_version: int = SCHEMA_VERSION
+    alert_id: str
+    entity_id: str
+    verdict: Literal["true_positive", "false_positive", "ignore"]
+    comment: str = ""
+    submitted_at: datetime
+
+
+WIRE_MODELS: dict[str, type[BaseModel]] = {
+    "event": Event,
+    "alert": Alert,
+    "dead_letter": DeadLetter,
+    "feedback": Feedback,
+}
