@@ -83,7 +83,9 @@ def admin(settings: Settings, *, logger: logging.Logger | None = None) -> AdminC
 def topic_specs(topics: TopicSettings) -> list[NewTopic]:
     """The topics anomstream needs; the state topic is compacted and co-partitioned with events."""
     rf = topics.replication_factor
+    optional = [topics.scores] if topics.scores else []
     return [
+        *(NewTopic(name, num_partitions=topics.partitions, replication_factor=rf) for name in optional),
         NewTopic(topics.events, num_partitions=topics.partitions, replication_factor=rf),
         NewTopic(topics.alerts, num_partitions=topics.partitions, replication_factor=rf),
         NewTopic(topics.dlq, num_partitions=1, replication_factor=rf),

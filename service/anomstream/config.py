@@ -79,6 +79,7 @@ class TopicSettings(_Section):
     alerts: str = "anomstream.alerts"
     dlq: str = "anomstream.dlq"
     state: str = "anomstream.state"
+    scores: str = Field(default="", description="per-event score stream; empty disables it")
     partitions: int = Field(default=6, ge=1)
     replication_factor: int = Field(default=1, ge=1)
 

@@ -131,6 +131,22 @@ class DeadLetter(_Wire):
     failed_at: datetime
 
 
+class ScoreRecord(_Wire):
+    """Every event's verdict (optional score topic): a per-record score stream, like RCF services emit."""
+
+    schema_version: int = SCHEMA_VERSION
+    entity_id: str
+    stream: str
+    timestamp: datetime
+    detector: str
+    score: float = Field(ge=0, le=1)
+    threshold: float = Field(ge=0, le=1)
+    anomalous: bool
+    warming: bool
+    alert_id: str | None = None
+    source: Source
+
+
 class Feedback(_Wire):
     """A user's verdict on an alert, for tuning and evaluation."""
 
@@ -146,5 +162,6 @@ WIRE_MODELS: dict[str, type[BaseModel]] = {
     "event": Event,
     "alert": Alert,
     "dead_letter": DeadLetter,
+    "score": ScoreRecord,
     "feedback": Feedback,
 }

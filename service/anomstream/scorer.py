@@ -10,7 +10,7 @@ import uuid
 from datetime import UTC, datetime
 
 from anomstream.detectors.registry import KeyState, Registry
-from anomstream.models import Alert, Event, Expected, Source, Status
+from anomstream.models import Alert, Event, Expected, ScoreRecord, Source, Status
 from anomstream.spec import DetectorSpecs, StreamSpec
 from anomstream.thresholds import severity
 
@@ -124,6 +124,22 @@ def _alert(p: _Point, status: Status | None) -> Alert | None:
         contributions=why.contributions,
         source=p.source,
         attributes=dict(p.event.attributes),
+    )
+
+
+def score_record(event: Event, source: Source, outcome: Outcome, specs: DetectorSpecs) -> ScoreRecord:
+    """The score-stream record of one processed event (same fields replay writes per row)."""
+    return ScoreRecord(
+        entity_id=event.entity_id,
+        stream=event.stream,
+        timestamp=event.timestamp,
+        detector=specs.for_stream(event.stream).detector,
+        score=outcome.score,
+        threshold=outcome.threshold,
+        anomalous=outcome.anomalous,
+        warming=outcome.warming,
+        alert_id=outcome.alert.alert_id if outcome.alert else None,
+        source=source,
     )
 
 

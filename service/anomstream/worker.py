@@ -19,7 +19,7 @@ from anomstream.deadletters import DeadLetterBrake, DeadLetterPolicy
 from anomstream.errors import BrokerError, DeliveryError
 from anomstream.metrics import Metrics
 from anomstream.models import Alert, Source
-from anomstream.scorer import Scorer
+from anomstream.scorer import Scorer, score_record
 
 Clock = Callable[[], float]
 
@@ -134,6 +134,9 @@ class Worker:
             self.counts.processed += 1
             if outcome.alert is not None:
                 self._publish(outcome.alert, msg)
+            if self.topics.scores:
+                record = score_record(decoded, source, outcome, self.scorer.specs)
+                self._produce(self.topics.scores, msg.key(), encode(record), None)
         self.pending[(source.topic, source.partition)] = source.offset + 1
         self.metrics.processing.observe(time.perf_counter() - started)
 

@@ -1,0 +1,1 @@
+"""Offline evaluation of detectors: the NAB scorer and standard point metrics."""

@@ -1,0 +1,199 @@
+"""Integration-test helpers: per-test settings and topics, workers in threads or processes, I/O.
+
+Everything here talks to the real session broker; nothing is mocked.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Consumer, Message, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
+from prometheus_client import CollectorRegistry
+
+from anomstream import broker, logs
+from anomstream.config import Settings
+from anomstream.detectors.registry import Registry
+from anomstream.metrics import Metrics
+from anomstream.scorer import Scorer
+from anomstream.spec import DetectorSpecs
+from anomstream.worker import Worker
+from kafka_fixtures import unique
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def settings_for(bootstrap: str, partitions: int = 3, **sections: dict[str, Any]) -> Settings:
+    """Settings naming topics and a group no other test uses; ``sections`` override per section."""
+    base: dict[str, Any] = {
+        "kafka": {"bootstrap_servers": bootstrap, "group_id": unique("grp"), "session_timeout_ms": 6000},
+        "topics": {
+            "events": unique("events"),
+            "alerts": unique("alerts"),
+            "dlq": unique("dlq"),
+            "state": unique("state"),
+            "scores": unique("scores"),
+            "partitions": partitions,
+        },
+        "worker": {"commit_interval_s": 0.5, "poll_timeout_s": 0.2},
+        "metrics": {"port": 0},
+    }
+    for name, values in sections.items():
+        base.setdefault(name, {}).update(values)
+    settings = Settings.model_validate(base)
+    broker.ensure_topics(broker.admin(settings), settings.topics)
+    return settings
+
+
+def env_for(settings: Settings, **extra: str) -> dict[str, str]:
+    """Environment that makes ``anomstream run`` in a subprocess use ``settings``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ANOMSTREAM_", "KAFKA_"))}
+    k, t = settings.kafka, settings.topics
+    env.update(
+        {
+            "ANOMSTREAM_KAFKA__BOOTSTRAP_SERVERS": k.bootstrap_servers,
+            "ANOMSTREAM_KAFKA__GROUP_ID": k.group_id,
+            "ANOMSTREAM_KAFKA__SESSION_TIMEOUT_MS": str(k.session_timeout_ms),
+            "ANOMSTREAM_TOPICS__EVENTS": t.events,
+            "ANOMSTREAM_TOPICS__ALERTS": t.alerts,
+            "ANOMSTREAM_TOPICS__DLQ": t.dlq,
+            "ANOMSTREAM_TOPICS__STATE": t.state,
+            "ANOMSTREAM_TOPICS__SCORES": t.scores,
+            "ANOMSTREAM_TOPICS__PARTITIONS": str(t.partitions),
+            "ANOMSTREAM_WORKER__COMMIT_INTERVAL_S": str(settings.worker.commit_interval_s),
+            "ANOMSTREAM_METRICS__PORT": "0",
+            "ANOMSTREAM_LOG_FORMAT": "json",
+        }
+    )
+    env.update(extra)
+    return env
+
+
+@dataclass
+class ThreadedWorker:
+    """A worker running in a background thread of the test process."""
+
+    worker: Worker
+    metrics: Metrics
+    thread: threading.Thread
+    error: list[BaseException]
+
+    def sample(self, name: str, labels: dict[str, str] | None = None) -> float:
+        """Current value of one metric sample (0 when absent)."""
+        return self.metrics.registry.get_sample_value(name, labels or {}) or 0.0
+
+
+@contextlib.contextmanager
+def worker_thread(settings: Settings, specs: DetectorSpecs | None = None) -> Iterator[ThreadedWorker]:
+    """Run a real worker (real consumer and producer) in a thread; stop and join it on exit."""
+    metrics = Metrics(CollectorRegistry())
+    worker = Worker(
+        consumer=broker.consumer(settings, on_stats=metrics.on_stats),
+        producer=broker.producer(settings),
+        scorer=Scorer(
+            specs or DetectorSpecs(), Registry(settings.worker.max_keys, settings.worker.key_ttl_s)
+        ),
+        metrics=metrics,
+        topics=settings.topics,
+        cfg=settings.worker,
+        log=logs.get("test-worker"),
+    )
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            worker.run()
+        except BaseException as exc:  # noqa: BLE001 - surfaced to the test through `error`
+            errors.append(exc)
+
+    thread = threading.Thread(target=target, name="worker", daemon=True)
+    thread.start()
+    try:
+        yield ThreadedWorker(worker, metrics, thread, errors)
+    finally:
+        worker.stop()
+        thread.join(timeout=30)
+
+
+def start_process(env: dict[str, str], log: Path, *args: str) -> subprocess.Popen[bytes]:
+    """Start ``anomstream run`` (or other args) as a real OS process writing its logs to ``log``."""
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "anomstream", *(args or ("run",))],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+        )
+
+
+def produce(bootstrap: str, topic: str, records: Iterable[tuple[bytes | None, bytes | None]]) -> int:
+    """Produce (key, value) pairs and wait for every acknowledgement; returns the count."""
+    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 5})
+    n = 0
+    for key, value in records:
+        while True:
+            try:
+                producer.produce(topic, value, key)
+                break
+            except BufferError:
+                producer.poll(0.1)
+        n += 1
+    assert producer.flush(60) == 0
+    return n
+
+
+def drain(
+    bootstrap: str, topic: str, until: Callable[[list[Message]], bool], timeout: float = 60.0
+) -> list[Message]:
+    """Read ``topic`` from the beginning until ``until(messages)`` holds or ``timeout`` passes."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": unique("drain"),
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+        }
+    )
+    consumer.subscribe([topic])
+    got: list[Message] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline and not until(got):
+            for msg in consumer.consume(1000, 0.5):
+                if msg.error() is None:
+                    got.append(msg)
+    finally:
+        consumer.close()
+    return got
+
+
+def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
+    """High watermark of every partition of ``topic``."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    parts = admin.list_topics(topic, timeout=10).topics[topic].partitions
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": unique("wm")})
+    try:
+        return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in parts}
+    finally:
+        consumer.close()
+
+
+def committed(bootstrap: str, group: str, topic: str, partitions: Iterable[int]) -> dict[int, int]:
+    """Offsets ``group`` has committed on ``topic`` (-1001 = none)."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    try:
+        tps = consumer.committed([TopicPartition(topic, p) for p in partitions], timeout=10)
+        return {tp.partition: tp.offset for tp in tps}
+    finally:
+        consumer.close()
