@@ -75,6 +75,22 @@ def producer(
     return Producer(conf)
 
 
+def reader(settings: Settings, *, logger: logging.Logger | None = None) -> Consumer:
+    """A group-less consumer for reading a topic by assignment (state restore); never commits."""
+    conf = _base(settings.kafka, logger)
+    conf.update(
+        {
+            "group.id": f"{settings.kafka.group_id}.restore",  # required by librdkafka, never joined
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "isolation.level": "read_committed",  # aborted exactly-once snapshots must not be restored
+            "fetch.max.bytes": 52_428_800,
+        }
+    )
+    conf.update(settings.kafka.extra)
+    return Consumer(conf)
+
+
 def admin(settings: Settings, *, logger: logging.Logger | None = None) -> AdminClient:
     """An admin client on the configured cluster."""
     return AdminClient(_base(settings.kafka, logger))

@@ -15,13 +15,16 @@ import orjson
 from prometheus_client import CollectorRegistry
 
 from anomstream import __version__, broker, config, demo, logs, printer, schemas
+from anomstream.checkpoint import Checkpointer
 from anomstream.detectors import catalog
 from anomstream.detectors.registry import Registry
 from anomstream.endpoint import Endpoint
 from anomstream.errors import AnomstreamError, ConfigError
 from anomstream.metrics import Metrics
 from anomstream.scorer import Scorer
+from anomstream.sink import Sink
 from anomstream.spec import DetectorSpecs
+from anomstream.supervisor import Supervisor
 from anomstream.worker import Worker
 
 
@@ -33,6 +36,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--demo", action="store_true", help="also run the demo producer")
     run.add_argument("--demo-rate", type=float, default=40.0, help="demo events per second")
     run.add_argument("--print-alerts", action="store_true", help="print alerts as they arrive")
+    run.add_argument("--workers", type=int, default=1, help="worker processes in this group (one per core)")
+    run.add_argument("--metrics-port", type=int, default=None, help="overrides ANOMSTREAM_METRICS__PORT")
     dem = sub.add_parser("demo", help="produce a labelled demo stream with injected anomalies")
     dem.add_argument("--rate", type=float, default=40.0, help="events per second (0 = unthrottled)")
     dem.add_argument("--entities", type=int, default=8)
@@ -63,22 +68,14 @@ def _thread(target: Callable[[], Any], name: str) -> threading.Thread:
 
 def _run(args: argparse.Namespace, settings: config.Settings, specs: DetectorSpecs) -> int:
     log = logs.get("worker")
-    kafka_log = logs.kafka_logger()
-    created = broker.ensure_topics(broker.admin(settings, logger=kafka_log), settings.topics)
+    created = broker.ensure_topics(broker.admin(settings, logger=logs.kafka_logger()), settings.topics)
     if created:
         log.info("topics_created", topics=created)
+    if args.workers > 1:
+        return _supervise(args, settings)
     metrics = Metrics(CollectorRegistry())
     metrics.info.info({"version": __version__, "guarantee": str(settings.processing_guarantee)})
-    registry = Registry(settings.worker.max_keys, settings.worker.key_ttl_s)
-    worker = Worker(
-        consumer=broker.consumer(settings, logger=kafka_log, on_stats=metrics.on_stats),
-        producer=broker.producer(settings, logger=kafka_log),
-        scorer=Scorer(specs, registry),
-        metrics=metrics,
-        topics=settings.topics,
-        cfg=settings.worker,
-        log=log,
-    )
+    worker = build_worker(settings, specs, metrics, log)
     endpoint = Endpoint(
         metrics.registry, *_probes(worker, settings), settings.metrics.host, settings.metrics.port
     ).start()
@@ -97,6 +94,8 @@ def _run(args: argparse.Namespace, settings: config.Settings, specs: DetectorSpe
         events=settings.topics.events,
         alerts=settings.topics.alerts,
         group=settings.kafka.group_id,
+        guarantee=settings.processing_guarantee,
+        snapshots=worker.store is not None,
     )
     try:
         worker.run()
@@ -107,6 +106,69 @@ def _run(args: argparse.Namespace, settings: config.Settings, specs: DetectorSpe
         endpoint.close()
         log.info("worker_stopped")
     return 0
+
+
+def build_worker(settings: config.Settings, specs: DetectorSpecs, metrics: Metrics, log: Any) -> Worker:
+    """Wire one worker (clients, sink, registry, checkpointer) from settings; used by ``run`` and tests."""
+    kafka_log = logs.kafka_logger()
+    exactly_once = settings.processing_guarantee == "exactly_once"
+    txn_id = f"{settings.kafka.group_id}-{uuid.uuid4().hex[:12]}" if exactly_once else None
+    sink = Sink(
+        broker.producer(settings, logger=kafka_log, transactional_id=txn_id),
+        exactly_once=exactly_once,
+        flush_timeout_s=settings.worker.shutdown_timeout_s,
+    )
+    registry = Registry(settings.worker.max_keys, settings.worker.key_ttl_s)
+    store = None
+    secret = settings.state.secret()
+    if settings.state.enabled and secret is not None:
+        store = Checkpointer(
+            sink=sink,
+            consumer_factory=lambda: broker.reader(settings, logger=kafka_log),
+            registry=registry,
+            events_topic=settings.topics.events,
+            state_topic=settings.topics.state,
+            secret=secret,
+            spec_digest=lambda stream: specs.for_stream(stream).digest(),
+            metrics=metrics,
+            log=log,
+        )
+    elif settings.state.enabled:
+        log.warning(
+            "snapshots_disabled",
+            why="no ANOMSTREAM_STATE__HMAC_KEY or __HMAC_KEY_FILE set; model state will not survive restarts",
+        )
+    return Worker(
+        consumer=broker.consumer(settings, logger=kafka_log, on_stats=metrics.on_stats),
+        sink=sink,
+        scorer=Scorer(specs, registry),
+        metrics=metrics,
+        topics=settings.topics,
+        cfg=settings.worker,
+        log=log,
+        store=store,
+    )
+
+
+def _supervise(args: argparse.Namespace, settings: config.Settings) -> int:
+    argv = ["run"]
+    supervisor = Supervisor(argv, args.workers, settings.metrics.port)
+    stopped = threading.Event()
+
+    def stop() -> None:
+        stopped.set()
+        supervisor.stop()
+
+    _install_signals(stop)
+    supervisor.start()
+    helpers = _helpers(args, settings, stopped)
+    try:
+        return supervisor.wait()
+    finally:
+        stopped.set()
+        for thread in helpers:
+            thread.join(timeout=10)
+        supervisor.kill_stragglers()
 
 
 def _probes(worker: Worker, settings: config.Settings) -> tuple[Any, Any]:
@@ -187,7 +249,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         for path in schemas.export(args.out):
             print(f"wrote {path}")
         return 0
-    settings, specs = config.load()
+    overrides = {"metrics.port": args.metrics_port} if getattr(args, "metrics_port", None) is not None else {}
+    settings, specs = config.load(overrides)
     catalog.validate(specs)  # a bad spec is a config error before any client exists
     logs.configure(settings.log_format, settings.log_level)
     if args.command == "show-config":

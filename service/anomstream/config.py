@@ -11,7 +11,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from anomstream.errors import ConfigError
@@ -108,10 +116,31 @@ class MetricsSettings(_Section):
 
 
 class StateSettings(_Section):
-    """Model-state snapshots: the HMAC key authenticates them before anything is unpickled."""
+    """Model-state snapshots: the HMAC key authenticates them before anything is unpickled.
+
+    The key comes from ``ANOMSTREAM_STATE__HMAC_KEY`` or a mounted file (``__HMAC_KEY_FILE``); without
+    one, snapshots are off and state does not survive restarts.
+    """
 
     hmac_key: SecretStr | None = None
+    hmac_key_file: Path | None = None
     enabled: bool = True
+
+    @model_validator(mode="after")
+    def _readable_key_file(self) -> StateSettings:
+        if self.hmac_key_file is not None and not self.hmac_key_file.is_file():
+            raise ValueError(f"hmac_key_file {self.hmac_key_file} is not a readable file")
+        return self
+
+    def secret(self) -> bytes | None:
+        """The HMAC key bytes, or None when snapshots cannot be authenticated (so are disabled)."""
+        if self.hmac_key is not None:
+            key = self.hmac_key.get_secret_value().encode()
+        elif self.hmac_key_file is not None:
+            key = self.hmac_key_file.read_bytes().strip()
+        else:
+            return None
+        return key or None
 
 
 class Settings(BaseSettings):

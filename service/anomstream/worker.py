@@ -1,7 +1,7 @@
 """The detection worker: consume → decode → score → threshold → produce → commit, with rebalances.
 
-At-least-once: input offsets are committed only after every alert, dead letter and snapshot they
-depend on has been acknowledged by the broker.
+At-least-once by default: input offsets are committed only after every alert, dead letter and snapshot
+they depend on has been acknowledged. Exactly-once puts all of them in one transaction (see ``sink``).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from confluent_kafka import KafkaError, KafkaException, TopicPartition
+from confluent_kafka import KafkaError, TopicPartition
 
 from anomstream.codec import Rejection, dead_letter, decode_event, encode
 from anomstream.config import TopicSettings, WorkerSettings
@@ -20,6 +20,7 @@ from anomstream.errors import BrokerError, DeliveryError
 from anomstream.metrics import Metrics
 from anomstream.models import Alert, Source
 from anomstream.scorer import Scorer, score_record
+from anomstream.sink import Sink
 
 Clock = Callable[[], float]
 
@@ -47,15 +48,15 @@ class Counts:
 class Worker:
     """One consumer-group member running the detection loop.
 
-    ``consumer`` and ``producer`` are confluent-kafka clients (or fakes with the same methods in unit
-    tests); ``stop()`` may be called from a signal handler.
+    ``consumer`` is a confluent-kafka consumer (or a fake with the same methods in unit tests); ``sink``
+    wraps the producer. ``stop()`` may be called from a signal handler.
     """
 
     def __init__(
         self,
         *,
         consumer: Any,
-        producer: Any,
+        sink: Sink,
         scorer: Scorer,
         metrics: Metrics,
         topics: TopicSettings,
@@ -64,7 +65,7 @@ class Worker:
         store: StateStore | None = None,
         clock: Clock = time.monotonic,
     ) -> None:
-        self.consumer, self.producer, self.scorer = consumer, producer, scorer
+        self.consumer, self.sink, self.scorer = consumer, sink, scorer
         self.metrics, self.topics, self.cfg, self.log = metrics, topics, cfg, log
         self.store = store
         self.clock = clock
@@ -72,11 +73,12 @@ class Worker:
         self.brake = DeadLetterBrake(policy)
         self.pending: dict[tuple[str, int], int] = {}
         self.assigned: set[int] = set()
+        self.restoring: list[TopicPartition] = []
         self.counts = Counts()
         self.heartbeat = clock()
-        self._delivery_errors: list[str] = []
         self._last_commit = clock()
         self._stopping = False
+        self._fatal: str | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def stop(self) -> None:
@@ -85,6 +87,7 @@ class Worker:
 
     def run(self) -> None:
         """Subscribe and process until ``stop()``; a final commit precedes the consumer's close."""
+        self.sink.start()
         self.consumer.subscribe(
             [self.topics.events], on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
         )
@@ -94,18 +97,31 @@ class Worker:
             self.commit()
         finally:
             self.consumer.close()  # triggers on_revoke, which commits whatever is still pending
-            self.producer.flush(self.cfg.shutdown_timeout_s)
+            self.sink.close()
 
     def poll_once(self) -> None:
-        """One batch: consume, handle each record, serve delivery callbacks, commit when due."""
+        """One batch: consume, restore new partitions, handle records, commit when due."""
         messages = self.consumer.consume(self.cfg.batch_size, self.cfg.poll_timeout_s)
+        if self._fatal:
+            raise BrokerError(self._fatal)
+        if self.restoring:
+            self._restore()  # before any record of a new partition is scored
         self.heartbeat = self.clock()
         self.metrics.heartbeat.set_to_current_time()
         for msg in messages:
             self._handle(msg)
-        self.producer.poll(0)
+        self.sink.poll()
         if self.clock() - self._last_commit >= self.cfg.commit_interval_s:
             self.commit()
+
+    def _restore(self) -> None:
+        parts, self.restoring = self.restoring, []
+        self.consumer.pause(parts)
+        try:
+            if self.store is not None:
+                self.store.restore(self.consumer, parts)
+        finally:
+            self.consumer.resume(parts)
 
     # -- per record --------------------------------------------------------------------------------
     def _handle(self, msg: Any) -> None:
@@ -136,82 +152,57 @@ class Worker:
                 self._publish(outcome.alert, msg)
             if self.topics.scores:
                 record = score_record(decoded, source, outcome, self.scorer.specs)
-                self._produce(self.topics.scores, msg.key(), encode(record), None)
+                self.sink.produce(self.topics.scores, encode(record), msg.key(), partition=source.partition)
         self.pending[(source.topic, source.partition)] = source.offset + 1
         self.metrics.processing.observe(time.perf_counter() - started)
 
     def _dead_letter(self, msg: Any, raw: bytes | None, why: Rejection, source: Source) -> None:
         letter = dead_letter(raw, why, source)
         headers = [("anomstream.reason", why.reason.encode())]
-        self._produce(self.topics.dlq, msg.key(), encode(letter), headers)
+        self.sink.produce(self.topics.dlq, encode(letter), msg.key(), headers=headers)
         self.metrics.dead_lettered.labels(why.reason).inc()
         self.counts.dead_lettered += 1
 
     def _publish(self, alert: Alert, msg: Any) -> None:
-        self._produce(self.topics.alerts, alert.entity_id.encode(), encode(alert), None)
+        self.sink.produce(self.topics.alerts, encode(alert), alert.entity_id.encode())
         self.metrics.alerts.labels(alert.detector, alert.severity, alert.status).inc()
         self.counts.alerts += 1
         kind, created_ms = msg.timestamp()
         if kind != 0 and created_ms > 0:  # 0 = TIMESTAMP_NOT_AVAILABLE
             self.metrics.end_to_end.observe(max(0.0, time.time() - created_ms / 1000))
 
-    def _produce(self, topic: str, key: bytes | None, value: bytes, headers: Any) -> None:
-        while True:
-            try:
-                self.producer.produce(topic, value, key, headers=headers, on_delivery=self._on_delivery)
-                return
-            except BufferError:  # local queue full: let deliveries drain, then retry
-                self.producer.poll(0.1)
-
-    def _on_delivery(self, err: Any, msg: Any) -> None:
-        if err is not None:
-            self._delivery_errors.append(f"{msg.topic()}: {err}")
-
     # -- commit ------------------------------------------------------------------------------------
     def commit(self, partitions: set[int] | None = None) -> None:
         """Commit what has been processed (all partitions, or just ``partitions`` on revoke).
 
-        The order is the at-least-once guarantee:
+        The order is the processing guarantee:
         1. evict idle / over-limit keys (their tombstones join this commit),
         2. produce snapshots of dirty keys,
-        3. flush the producer and fail on any delivery error (offsets stay uncommitted),
-        4. commit the input offsets synchronously,
+        3. flush the producer and fail on any delivery error (offsets stay uncommitted) — or, in
+           exactly-once mode, add the offsets to the transaction and commit it,
+        4. commit the input offsets synchronously (at-least-once),
         5. clear dirty flags.
         """
         started = self.clock()
         registry = self.scorer.registry
         evicted = registry.evict()
         self.metrics.evicted.inc(len(evicted))
-        written = 0
-        if self.store is not None:
-            written = self.store.write(sorted(registry.dirty), evicted)
-        self._flush()
+        written = self.store.write(sorted(registry.dirty), evicted) if self.store is not None else 0
         offsets = [
             TopicPartition(topic, part, offset)
             for (topic, part), offset in self.pending.items()
             if partitions is None or part in partitions
         ]
-        if offsets:
-            self._commit_offsets(offsets)
-        registry.dirty.clear()
-        self._after_commit(started, offsets, written)
-
-    def _flush(self) -> None:
-        remaining = self.producer.flush(self.cfg.shutdown_timeout_s)
-        if remaining or self._delivery_errors:
-            errors, self._delivery_errors = self._delivery_errors, []
-            self.metrics.commit_failures.inc()
-            raise DeliveryError(f"{remaining} records undelivered; errors: {errors[:5]}")
-
-    def _commit_offsets(self, offsets: list[TopicPartition]) -> None:
         try:
-            self.consumer.commit(offsets=offsets, asynchronous=False)
-        except KafkaException as exc:
+            self.sink.commit(self.consumer, offsets)
+        except (DeliveryError, BrokerError):
             self.metrics.commit_failures.inc()
-            raise BrokerError(f"offset commit failed: {exc}") from exc
+            raise
         for tp in offsets:
             if self.pending.get((tp.topic, tp.partition)) == tp.offset:
                 del self.pending[(tp.topic, tp.partition)]
+        registry.dirty.clear()
+        self._after_commit(started, offsets, written)
 
     def _after_commit(self, started: float, offsets: list[TopicPartition], written: int) -> None:
         now = self.clock()
@@ -235,16 +226,19 @@ class Worker:
         self.metrics.rebalances.labels("assign").inc()
         self.assigned |= {tp.partition for tp in partitions}
         self.metrics.assigned.set(len(self.assigned))
-        if self.store is not None and partitions:
-            self.store.restore(consumer, partitions)
+        if self.store is not None:
+            self.restoring.extend(partitions)  # restored in the loop, never inside the callback
 
     def _on_revoke(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         self.metrics.rebalances.labels("revoke").inc()
         parts = {tp.partition for tp in partitions}
         try:
-            self.commit(parts)
+            self.commit(parts)  # bounded by the sink's flush timeout
         except Exception as exc:  # noqa: BLE001 - the partition is released either way; see finally
             self.log.error("revoke_commit_failed", error=str(exc), partitions=sorted(parts))
+            self.sink.abort()
+            # Outputs of kept partitions may be lost too; a later commit must not skip past them.
+            self._fatal = f"commit failed during revoke: {exc}"
         finally:
             self._release(parts)
 
@@ -252,11 +246,16 @@ class Worker:
         # Another member may already own these: committing now could overwrite its progress.
         self.metrics.rebalances.labels("lost").inc()
         self._release({tp.partition for tp in partitions})
+        if self.sink.exactly_once:
+            # The open transaction mixes lost and kept partitions; abort it and restart clean.
+            self.sink.abort()
+            self._fatal = "partitions lost during an exactly-once transaction; restarting to restore"
 
     def _release(self, parts: set[int]) -> None:
         for part in parts:
             self.scorer.registry.drop_partition(part)
             self.pending.pop((self.topics.events, part), None)
             self.metrics.forget_partition(self.topics.events, part)
+        self.restoring = [tp for tp in self.restoring if tp.partition not in parts]
         self.assigned -= parts
         self.metrics.assigned.set(len(self.assigned))

@@ -20,11 +20,9 @@ from confluent_kafka import Consumer, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from prometheus_client import CollectorRegistry
 
-from anomstream import broker, logs
+from anomstream import broker, cli, logs
 from anomstream.config import Settings
-from anomstream.detectors.registry import Registry
 from anomstream.metrics import Metrics
-from anomstream.scorer import Scorer
 from anomstream.spec import DetectorSpecs
 from anomstream.worker import Worker
 from kafka_fixtures import unique
@@ -46,6 +44,7 @@ def settings_for(bootstrap: str, partitions: int = 3, **sections: dict[str, Any]
         },
         "worker": {"commit_interval_s": 0.5, "poll_timeout_s": 0.2},
         "metrics": {"port": 0},
+        "state": {"hmac_key": "integration-test-key"},
     }
     for name, values in sections.items():
         base.setdefault(name, {}).update(values)
@@ -70,6 +69,7 @@ def env_for(settings: Settings, **extra: str) -> dict[str, str]:
             "ANOMSTREAM_TOPICS__SCORES": t.scores,
             "ANOMSTREAM_TOPICS__PARTITIONS": str(t.partitions),
             "ANOMSTREAM_WORKER__COMMIT_INTERVAL_S": str(settings.worker.commit_interval_s),
+            "ANOMSTREAM_PROCESSING_GUARANTEE": settings.processing_guarantee,
             "ANOMSTREAM_METRICS__PORT": "0",
             "ANOMSTREAM_LOG_FORMAT": "json",
         }
@@ -96,17 +96,7 @@ class ThreadedWorker:
 def worker_thread(settings: Settings, specs: DetectorSpecs | None = None) -> Iterator[ThreadedWorker]:
     """Run a real worker (real consumer and producer) in a thread; stop and join it on exit."""
     metrics = Metrics(CollectorRegistry())
-    worker = Worker(
-        consumer=broker.consumer(settings, on_stats=metrics.on_stats),
-        producer=broker.producer(settings),
-        scorer=Scorer(
-            specs or DetectorSpecs(), Registry(settings.worker.max_keys, settings.worker.key_ttl_s)
-        ),
-        metrics=metrics,
-        topics=settings.topics,
-        cfg=settings.worker,
-        log=logs.get("test-worker"),
-    )
+    worker = cli.build_worker(settings, specs or DetectorSpecs(), metrics, logs.get("test-worker"))
     errors: list[BaseException] = []
 
     def target() -> None:

@@ -72,12 +72,18 @@ class FakeConsumer:
     def close(self) -> None:
         self.closed = True
 
+    def pause(self, partitions: list[TopicPartition]) -> None:
+        self.log.append("pause")
+
+    def resume(self, partitions: list[TopicPartition]) -> None:
+        self.log.append("resume")
+
 
 class FakeProducer:
     """Keeps produced records in memory; deliveries (or ``fail`` errors) are reported on flush."""
 
     def __init__(self, log: list[str] | None = None) -> None:
-        self.records: list[tuple[str, bytes | None, bytes]] = []
+        self.records: list[tuple[str, bytes | None, bytes | None]] = []
         self._callbacks: list[Callable[[Any, Any], None]] = []
         self.fail: str | None = None
         self.log = log if log is not None else []
@@ -85,10 +91,10 @@ class FakeProducer:
     def produce(
         self,
         topic: str,
-        value: bytes,
+        value: bytes | None,
         key: bytes | None = None,
-        headers: Any = None,
         on_delivery: Callable[[Any, Any], None] | None = None,
+        **kw: Any,
     ) -> None:
         self.records.append((topic, key, value))
         if on_delivery is not None:
@@ -106,5 +112,5 @@ class FakeProducer:
         return 0
 
     def on(self, topic: str) -> list[bytes]:
-        """Values produced to ``topic``."""
-        return [value for t, _, value in self.records if t == topic]
+        """Values produced to ``topic`` (tombstones left out)."""
+        return [value for t, _, value in self.records if t == topic and value is not None]

@@ -12,6 +12,7 @@ from anomstream.detectors.registry import Registry
 from anomstream.errors import DeadLetterLimitError, DeliveryError
 from anomstream.metrics import Metrics
 from anomstream.scorer import Scorer
+from anomstream.sink import Sink
 from anomstream.spec import DetectorSpecs
 from anomstream.worker import Worker
 from unit.fakes import FakeConsumer, FakeMessage, FakeProducer
@@ -28,7 +29,7 @@ def _worker(values: list[bytes | None], **cfg: float) -> tuple[Worker, FakeConsu
     consumer, producer = FakeConsumer("in", values, log=log), FakeProducer(log=log)
     worker = Worker(
         consumer=consumer,
-        producer=producer,
+        sink=Sink(producer, exactly_once=False, flush_timeout_s=1),
         scorer=Scorer(DetectorSpecs(), Registry(1000, 3600)),
         metrics=Metrics(CollectorRegistry()),
         topics=TOPICS,

@@ -1,0 +1,114 @@
+"""Everything the worker writes: produce with back-pressure, delivery tracking, and the offset commit.
+
+At-least-once: flush, fail on any delivery error, then commit offsets on the consumer.
+Exactly-once: outputs and offsets in one Kafka transaction, opened lazily on the first write.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from confluent_kafka import KafkaException, TopicPartition
+
+from anomstream.errors import BrokerError, DeliveryError
+
+
+class Sink:
+    """The worker's single producer and its commit discipline.
+
+    Parameters
+    ----------
+    producer
+        An idempotent producer; transactional (``transactional.id`` set) when ``exactly_once``.
+    exactly_once
+        Put outputs and input offsets in one transaction per commit.
+    flush_timeout_s
+        How long a flush or transaction commit may take before the commit is failed.
+    """
+
+    def __init__(self, producer: Any, *, exactly_once: bool, flush_timeout_s: float) -> None:
+        self.producer = producer
+        self.exactly_once = exactly_once
+        self.flush_timeout_s = flush_timeout_s
+        self._errors: list[str] = []
+        self._in_txn = False
+
+    def start(self) -> None:
+        """Register the transactional id (fencing any zombie with the same id)."""
+        if self.exactly_once:
+            self.producer.init_transactions(self.flush_timeout_s)
+
+    def produce(self, topic: str, value: bytes | None, key: bytes | None, **kw: Any) -> None:
+        """Queue one record; waits for room when librdkafka's local queue is full."""
+        if self.exactly_once and not self._in_txn:
+            self.producer.begin_transaction()
+            self._in_txn = True
+        while True:
+            try:
+                self.producer.produce(topic, value, key, on_delivery=self.on_delivery, **kw)
+                return
+            except BufferError:
+                self.producer.poll(0.1)
+
+    def on_delivery(self, err: Any, msg: Any) -> None:
+        """Delivery report callback: remember failures so the next commit refuses to proceed."""
+        if err is not None:
+            self._errors.append(f"{msg.topic()}: {err}")
+
+    def poll(self) -> None:
+        """Serve delivery callbacks without blocking."""
+        self.producer.poll(0)
+
+    def commit(self, consumer: Any, offsets: list[TopicPartition]) -> None:
+        """Make outputs durable, then commit ``offsets`` (see the module docstring for both modes)."""
+        if self.exactly_once:
+            self._commit_transaction(consumer, offsets)
+            return
+        self._flush()
+        if not offsets:
+            return
+        try:
+            consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as exc:
+            raise BrokerError(f"offset commit failed: {exc}") from exc
+
+    def _flush(self) -> None:
+        remaining = self.producer.flush(self.flush_timeout_s)
+        if remaining or self._errors:
+            errors, self._errors = self._errors, []
+            raise DeliveryError(f"{remaining} records undelivered; errors: {errors[:5]}")
+
+    def _commit_transaction(self, consumer: Any, offsets: list[TopicPartition]) -> None:
+        if not self._in_txn and not offsets:
+            return
+        if not self._in_txn:
+            self.producer.begin_transaction()
+            self._in_txn = True
+        try:
+            if offsets:
+                self.producer.send_offsets_to_transaction(
+                    offsets, consumer.consumer_group_metadata(), self.flush_timeout_s
+                )
+            self.producer.commit_transaction(self.flush_timeout_s)
+        except KafkaException as exc:
+            self.abort()
+            raise DeliveryError(f"transaction commit failed: {exc.args[0]}") from exc
+        finally:
+            self._in_txn = False
+        self._errors.clear()  # commit_transaction succeeds only if every record in it was delivered
+
+    def abort(self) -> None:
+        """Abort the open transaction, if any (its outputs are never seen by read_committed readers)."""
+        if self.exactly_once and self._in_txn:
+            # A fenced or failed producer cannot abort; the broker aborts on its own after the timeout.
+            with contextlib.suppress(KafkaException):
+                self.producer.abort_transaction(self.flush_timeout_s)
+            self._in_txn = False
+
+    def close(self) -> None:
+        """Deliver what is queued (at-least-once) or abort what is uncommitted (exactly-once)."""
+        if self.exactly_once:
+            self.abort()
+        else:
+            self.producer.flush(self.flush_timeout_s)
