@@ -6,6 +6,7 @@ Everything here talks to the real session broker; nothing is mocked.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from typing import Any
 from confluent_kafka import Consumer, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from prometheus_client import CollectorRegistry
+from pydantic import BaseModel, SecretStr
 
 from anomstream import broker, cli, logs
 from anomstream.config import Settings
@@ -54,28 +56,31 @@ def settings_for(bootstrap: str, partitions: int = 3, **sections: dict[str, Any]
 
 
 def env_for(settings: Settings, **extra: str) -> dict[str, str]:
-    """Environment that makes ``anomstream run`` in a subprocess use ``settings``."""
+    """Environment that makes ``anomstream run`` in a subprocess use exactly ``settings``.
+
+    The settings tree is flattened into ``ANOMSTREAM_<SECTION>__<FIELD>`` names, secrets revealed.
+    """
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ANOMSTREAM_", "KAFKA_"))}
-    k, t = settings.kafka, settings.topics
-    env.update(
-        {
-            "ANOMSTREAM_KAFKA__BOOTSTRAP_SERVERS": k.bootstrap_servers,
-            "ANOMSTREAM_KAFKA__GROUP_ID": k.group_id,
-            "ANOMSTREAM_KAFKA__SESSION_TIMEOUT_MS": str(k.session_timeout_ms),
-            "ANOMSTREAM_TOPICS__EVENTS": t.events,
-            "ANOMSTREAM_TOPICS__ALERTS": t.alerts,
-            "ANOMSTREAM_TOPICS__DLQ": t.dlq,
-            "ANOMSTREAM_TOPICS__STATE": t.state,
-            "ANOMSTREAM_TOPICS__SCORES": t.scores,
-            "ANOMSTREAM_TOPICS__PARTITIONS": str(t.partitions),
-            "ANOMSTREAM_WORKER__COMMIT_INTERVAL_S": str(settings.worker.commit_interval_s),
-            "ANOMSTREAM_PROCESSING_GUARANTEE": settings.processing_guarantee,
-            "ANOMSTREAM_METRICS__PORT": "0",
-            "ANOMSTREAM_LOG_FORMAT": "json",
-        }
-    )
+    for name, value in settings:
+        if isinstance(value, BaseModel):
+            for field, inner in value:
+                if inner is not None:
+                    env[f"ANOMSTREAM_{name.upper()}__{field.upper()}"] = _env_value(inner)
+        elif value is not None:
+            env[f"ANOMSTREAM_{name.upper()}"] = _env_value(value)
+    env["ANOMSTREAM_LOG_FORMAT"] = "json"
     env.update(extra)
     return env
+
+
+def _env_value(value: object) -> str:
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    if isinstance(value, dict | list | tuple):
+        return json.dumps(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 @dataclass
