@@ -71,6 +71,7 @@ def producer(
     )
     if transactional_id:
         conf["transactional.id"] = transactional_id
+        conf["transaction.timeout.ms"] = settings.kafka.transaction_timeout_ms
     conf.update(settings.kafka.extra)
     return Producer(conf)
 

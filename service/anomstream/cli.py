@@ -67,25 +67,30 @@ def _thread(target: Callable[[], Any], name: str) -> threading.Thread:
 
 
 def _run(args: argparse.Namespace, settings: config.Settings, specs: DetectorSpecs) -> int:
+    # Signals first: a SIGTERM during start-up must still end in a clean stop, not a killed process.
+    stopped = threading.Event()
+    worker: Worker | None = None
+
+    def stop() -> None:
+        stopped.set()
+        if worker is not None:
+            worker.stop()
+
+    _install_signals(stop)
     log = logs.get("worker")
     created = broker.ensure_topics(broker.admin(settings, logger=logs.kafka_logger()), settings.topics)
     if created:
         log.info("topics_created", topics=created)
     if args.workers > 1:
-        return _supervise(args, settings)
+        return _supervise(args, settings, stopped)
     metrics = Metrics(CollectorRegistry())
     metrics.info.info({"version": __version__, "guarantee": str(settings.processing_guarantee)})
     worker = build_worker(settings, specs, metrics, log)
+    if stopped.is_set():
+        worker.stop()
     endpoint = Endpoint(
         metrics.registry, *_probes(worker, settings), settings.metrics.host, settings.metrics.port
     ).start()
-    stopped = threading.Event()
-
-    def stop() -> None:
-        stopped.set()
-        worker.stop()
-
-    _install_signals(stop)
     helpers = _helpers(args, settings, stopped)
     log.info(
         "worker_started",
@@ -112,7 +117,9 @@ def build_worker(settings: config.Settings, specs: DetectorSpecs, metrics: Metri
     """Wire one worker (clients, sink, registry, checkpointer) from settings; used by ``run`` and tests."""
     kafka_log = logs.kafka_logger()
     exactly_once = settings.processing_guarantee == "exactly_once"
-    txn_id = f"{settings.kafka.group_id}-{uuid.uuid4().hex[:12]}" if exactly_once else None
+    txn_id = None
+    if exactly_once:
+        txn_id = settings.kafka.transactional_id or f"{settings.kafka.group_id}-{uuid.uuid4().hex[:12]}"
     sink = Sink(
         broker.producer(settings, logger=kafka_log, transactional_id=txn_id),
         exactly_once=exactly_once,
@@ -150,10 +157,8 @@ def build_worker(settings: config.Settings, specs: DetectorSpecs, metrics: Metri
     )
 
 
-def _supervise(args: argparse.Namespace, settings: config.Settings) -> int:
-    argv = ["run"]
-    supervisor = Supervisor(argv, args.workers, settings.metrics.port)
-    stopped = threading.Event()
+def _supervise(args: argparse.Namespace, settings: config.Settings, stopped: threading.Event) -> int:
+    supervisor = Supervisor(["run"], args.workers, settings.metrics.port)
 
     def stop() -> None:
         stopped.set()
@@ -161,6 +166,8 @@ def _supervise(args: argparse.Namespace, settings: config.Settings) -> int:
 
     _install_signals(stop)
     supervisor.start()
+    if stopped.is_set():
+        supervisor.stop()
     helpers = _helpers(args, settings, stopped)
     try:
         return supervisor.wait()

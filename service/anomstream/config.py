@@ -45,6 +45,16 @@ class KafkaSettings(_Section):
     ssl_key_location: str | None = None
     ssl_key_password: SecretStr | None = None
     session_timeout_ms: int = Field(default=10_000, ge=1_000)
+    transactional_id: str | None = Field(
+        default=None,
+        description="exactly-once only: a stable id per worker (e.g. a StatefulSet pod name) lets a "
+        "restarted worker fence its predecessor at once; default is unique per process",
+    )
+    transaction_timeout_ms: int = Field(
+        default=10_000,
+        ge=1_000,
+        description="exactly-once only: how long a crashed worker's open transaction blocks readers",
+    )
     extra: dict[str, str] = Field(
         default_factory=dict,
         description="more librdkafka properties, e.g. {'socket.timeout.ms': '5000'}",

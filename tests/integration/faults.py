@@ -5,12 +5,16 @@ from __future__ import annotations
 import itertools
 import signal
 import subprocess
+import threading
+import time
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from confluent_kafka import Message
 
+from anomstream.codec import encode_event
 from anomstream.demo import DemoConfig, Labelled, generate
 from anomstream.detectors.registry import Registry
 from anomstream.models import Alert, ScoreRecord, Source
@@ -24,6 +28,23 @@ Position = tuple[int, int]
 def stream(n: int, entities: int = 12, seed: int = 3) -> list[Labelled]:
     """``n`` demo events with dense spikes, so every fault test sees anomalies."""
     return list(itertools.islice(generate(DemoConfig(entities=entities, spike_prob=0.01, seed=seed)), n))
+
+
+def produce_paced(bootstrap: str, topic: str, events: list[Labelled], rate: float) -> threading.Thread:
+    """Produce ``events`` at ``rate`` per second from a background thread (so faults land mid-stream)."""
+    from integration.harness import produce
+
+    def paced() -> Iterator[tuple[bytes, bytes]]:
+        began = time.monotonic()
+        for i, item in enumerate(events):
+            ahead = i / rate - (time.monotonic() - began)
+            if ahead > 0:
+                time.sleep(ahead)
+            yield item.event.entity_id.encode(), encode_event(item.event)
+
+    thread = threading.Thread(target=produce, args=(bootstrap, topic, paced()), daemon=True)
+    thread.start()
+    return thread
 
 
 def reference_scores(events: list[Labelled], partition_of: dict[str, int]) -> dict[str, list[float]]:
@@ -108,11 +129,23 @@ def kill_loop(
             proc.send_signal(signal.SIGKILL)
             proc.wait(30)
         landed += proc.returncode == -signal.SIGKILL
+    started_before = log.read_text().count('"worker_started"')
     final = start_process(env, log)
     drain(bootstrap, scores_topic, Reached(total), 240)
+    # A signal before start-up would just kill it: wait for the final worker's own start line.
+    wait_for_log(log, '"worker_started"', started_before + 1)
     final.send_signal(signal.SIGTERM)
-    assert final.wait(60) == 0, log.read_text()[-3000:]
+    code = final.wait(60)
+    assert code == 0, f"exit code {code}; log tail:\n{log.read_text()[-3000:]}"
     return landed
+
+
+def wait_for_log(log: Path, needle: str, count: int, timeout: float = 60.0) -> None:
+    """Wait until ``needle`` occurs ``count`` times in the worker log."""
+    deadline = time.monotonic() + timeout
+    while log.read_text().count(needle) < count:
+        assert time.monotonic() < deadline, f"{needle} seen fewer than {count} times"
+        time.sleep(0.2)
 
 
 def stop(proc: subprocess.Popen[bytes]) -> int:

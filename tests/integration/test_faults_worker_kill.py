@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from anomstream.codec import encode_event
-from integration.faults import kill_loop, read_outputs, reference_scores, stream
-from integration.harness import env_for, produce, settings_for
+from integration.faults import kill_loop, produce_paced, read_outputs, reference_scores, stream
+from integration.harness import env_for, settings_for
 
 TOTAL = 24_000
 KILLS = 5
@@ -20,21 +19,22 @@ SCORE_TOLERANCE = 1e-9  # restored state is the pickled state: scores must match
 @pytest.mark.parametrize("guarantee", ["at_least_once", "exactly_once"])
 def test_repeated_kill_9_loses_nothing(kafka_bootstrap: str, tmp_path: Path, guarantee: str) -> None:
     """Five SIGKILLs mid-stream: every offset scored, every spike alerted, scores = uninterrupted run."""
+    # A short session timeout: each kill otherwise waits out the dead member's session before rebalancing.
     settings = settings_for(
-        kafka_bootstrap, partitions=3, worker={"commit_interval_s": 0.5, "batch_size": 200}
+        kafka_bootstrap,
+        partitions=3,
+        worker={"commit_interval_s": 0.5, "batch_size": 200},
+        kafka={"session_timeout_ms": 3000},
     )
     events = stream(TOTAL)
-    produce(
-        kafka_bootstrap,
-        settings.topics.events,
-        ((x.event.entity_id.encode(), encode_event(x.event)) for x in events),
-    )
+    producer = produce_paced(kafka_bootstrap, settings.topics.events, events, rate=TOTAL / 20)
     env = env_for(settings, ANOMSTREAM_PROCESSING_GUARANTEE=guarantee)
     log = tmp_path / "worker.log"
 
     landed = kill_loop(
         env, log, bootstrap=kafka_bootstrap, scores_topic=settings.topics.scores, total=TOTAL, kills=KILLS
     )
+    producer.join(timeout=60)
     assert landed == KILLS, "every kill must hit a live worker"
     out = read_outputs(kafka_bootstrap, settings.topics.scores, settings.topics.alerts, TOTAL)
 
