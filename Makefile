@@ -12,7 +12,7 @@ KAFKA := $(PY) deploy/kafka/kafka_local.py --data-dir $(KAFKA_DATA) --port $(KAF
 	--controller-port $(KAFKA_CONTROLLER_PORT) --version $(KAFKA_VERSION)
 PYTEST_ARGS ?=
 
-.PHONY: venv run test test-unit test-integration lint fmt kafka-up kafka-down kafka-status \
+.PHONY: venv run test test-unit test-integration test-deps lint fmt kafka-up kafka-down kafka-status \
 	schemas bench clean
 
 $(STAMP): pyproject.toml
@@ -35,14 +35,18 @@ run: venv
 	$(VENV)/bin/anomstream run --demo --print-alerts
 
 ## The whole suite (unit + integration) against a real broker started by the test fixture.
-test: venv
+test: venv test-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-test-unit: venv
+test-unit: venv test-deps
 	$(PY) -m pytest -m unit $(PYTEST_ARGS)
 
-test-integration: venv
+test-integration: venv test-deps
 	$(PY) -m pytest -m integration $(PYTEST_ARGS)
+
+## Debian packages some tests need (real Prometheus + promtool); idempotent, no daemon left running.
+test-deps:
+	deploy/prometheus/ensure-prometheus.sh
 
 lint: venv
 	$(VENV)/bin/ruff check .

@@ -7,10 +7,21 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Iterable
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, ProcessCollector
 
+from anomstream.codec import REASONS
+
+SNAPSHOT_REJECTIONS = (
+    "not_a_snapshot",
+    "bad_hmac",
+    "format_mismatch",
+    "river_version_mismatch",
+    "unloadable",
+    "spec_changed",
+)
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
 
@@ -95,6 +106,26 @@ class Metrics:
         self.heartbeat = Gauge(
             "anomstream_heartbeat_timestamp_seconds", "Unix time of the last loop iteration", registry=r
         )
+
+        # Series that exist from the start read as 0, not "no data", on dashboards and in alert rules.
+        for reason in REASONS:
+            self.dead_lettered.labels(reason)
+        for reason in SNAPSHOT_REJECTIONS:
+            self.snapshot_rejected.labels(reason)
+        for kind in ("assign", "revoke", "lost"):
+            self.rebalances.labels(kind)
+        ProcessCollector(registry=r)  # RSS, CPU and open fds of the worker process
+
+    def observe_keys(self, states: Iterable[tuple[float, bool]]) -> None:
+        """Set the threshold summary and warm ratio from ``(threshold, warm)`` of (a sample of) keys."""
+        pairs = list(states)
+        if not pairs:
+            return
+        thresholds = sorted(t for t, _ in pairs)
+        last = len(thresholds) - 1
+        for stat, q in (("min", 0.0), ("p50", 0.5), ("p90", 0.9), ("max", 1.0)):
+            self.threshold.labels(stat).set(thresholds[round(q * last)])
+        self.warm.set(sum(1 for _, warm in pairs if warm) / len(pairs))
 
     def on_stats(self, raw: str) -> None:
         """Read per-partition consumer lag from a librdkafka statistics document."""

@@ -6,7 +6,10 @@ One code path, so a backtest on files gives exactly the scores the live worker g
 from __future__ import annotations
 
 import dataclasses
+import itertools
+import math
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 from anomstream.detectors.registry import KeyState, Registry
@@ -47,6 +50,11 @@ class Scorer:
         self.specs = specs
         self.registry = registry
 
+    def key_summary(self, limit: int) -> Iterator[tuple[float, bool]]:
+        """``(current threshold, past warm-up)`` of up to ``limit`` most recently used keys."""
+        for (stream, _), state in itertools.islice(self.registry.recent(), limit):
+            yield state.threshold.current(), state.n_seen >= self.specs.for_stream(stream).warmup
+
     def process(self, event: Event, source: Source) -> Outcome:
         """Score one event for its key and return the decision (and the alert to publish, if any)."""
         spec = self.specs.for_stream(event.stream)
@@ -55,7 +63,10 @@ class Scorer:
         state.offset = source.offset
         if not x:
             return Outcome(0.0, state.threshold.current(), False, state.n_seen < spec.warmup, False, None)
-        p = _Point(event, source, spec, state, x, state.detector.score_one(x), state.threshold.current())
+        score = state.detector.score_one(x)
+        if not math.isfinite(score):  # a poisoned model (e.g. overflowed statistics) must not crash us
+            score = 1.0
+        p = _Point(event, source, spec, state, x, score, state.threshold.current())
         if state.n_seen < spec.warmup:
             _learn(state, x)
             return Outcome(p.score, p.threshold, False, True, False, None)

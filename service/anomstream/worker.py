@@ -210,6 +210,7 @@ class Worker:
         self.metrics.commit.observe(now - started)
         registry = self.scorer.registry
         self.metrics.active_keys.set(len(registry))
+        self.metrics.observe_keys(self.scorer.key_summary(limit=1000))
         if self.counts.consumed or offsets:
             self.log.info(
                 "commit",

@@ -20,7 +20,7 @@ _Z_SCALE_SQ = 9.0
 
 def z_to_score(z: float) -> float:
     """Map a deviation in standard units to [0, 1): ``z² / (z² + 9)`` (so 3σ → 0.5, 6σ → 0.8)."""
-    if not math.isfinite(z):
+    if not math.isfinite(z) or z > 1e150:  # z² would overflow to inf and inf/inf is NaN
         return 1.0
     zz = z * z
     return zz / (zz + _Z_SCALE_SQ)

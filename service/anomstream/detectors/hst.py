@@ -11,14 +11,20 @@ from typing import Any
 
 from river import anomaly, preprocessing, stats
 
-from anomstream.detectors.base import Band, Detector, Explanation, Features, shares
+from anomstream.detectors.base import Band, Detector, Explanation, Features, shares, z_to_score
 
 
 class HST(Detector):
-    """Multivariate half-space trees on min-max scaled features.
+    """Multivariate half-space trees on min-max scaled features, with a standardised score.
 
-    River's tree score is already in [0, 1] (1 = the point falls in the emptiest regions). Memory grows
-    as ``n_trees * 2**(height+1)`` nodes per entity, so keep trees small when there are many entities.
+    River's raw tree score crowds into a narrow high band (ordinary points score 0.7–0.97), so it is
+    standardised against the running mean and spread of the raw scores of learned points and squashed
+    like the statistical detectors: thresholds mean the same thing for every detector. The trees need
+    one full ``window_size`` before they score at all; keep the spec's warm-up above it. Values outside
+    the learned range land on the unit cube's face, among ordinary edge points, so a single far outlier
+    is not what half-space trees see best: they find points in sparse *combinations* of features;
+    use ``ewma``/``zscore`` for per-feature spikes. Memory grows as
+    ``n_trees * 2**(height+1)`` nodes per entity, so keep trees small when there are many entities.
 
     Examples
     --------
@@ -35,7 +41,7 @@ class HST(Detector):
     name = "hst"
 
     def __init__(
-        self, n_trees: int = 10, height: int = 6, window_size: int = 100, band: float = 3.0, seed: int = 42
+        self, n_trees: int = 10, height: int = 6, window_size: int = 25, band: float = 3.0, seed: int = 42
     ) -> None:
         self.n_trees = n_trees
         self.height = height
@@ -52,30 +58,54 @@ class HST(Detector):
             )
             state: tuple[Any, Any, dict[str, Any]] = (preprocessing.MinMaxScaler(), trees, {})
             self.__dict__["_st"] = state
+            self.__dict__["_raw"] = stats.Var()  # raw tree scores of learned points
+            self.__dict__["_n"] = 0
             return state
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The score memo is a per-call cache, not model state: it is never persisted or compared.
+        return {k: v for k, v in self.__dict__.items() if k != "_last"}
+
+    def _raw_score(self, x: Features) -> float:
+        scaler, trees, _ = self._state()
+        raw = float(trees.score_one(self._scaled(scaler, x)))
+        return raw if math.isfinite(raw) else 1.0
 
     def _scaled(self, scaler: Any, x: Features) -> dict[str, float]:
         # Values beyond the learned range are clipped to the unit cube's faces: still "extreme".
         return {k: min(1.0, max(0.0, v)) for k, v in scaler.transform_one(dict(x)).items()}
 
     def learn_one(self, x: Features) -> None:
-        """Learn the point in the scaler, the trees and the per-feature statistics."""
+        """Learn the point in the scaler, the trees, the raw-score statistics and per-feature moments."""
         scaler, trees, moments = self._state()
+        # The scorer calls score_one(x) right before learn_one(x): reuse that raw score, don't recompute.
+        cached = self.__dict__.pop("_last", None)
+        raw = cached[1] if cached is not None and cached[0] is x else self._raw_score(x)
+        if self.__dict__["_n"] >= self.window_size:  # the trees score nothing until one window is full
+            self.__dict__["_raw"].update(raw)
+        self.__dict__["_n"] += 1
         scaler.learn_one(dict(x))
         trees.learn_one(self._scaled(scaler, x))
         for name, value in x.items():
             moments.setdefault(name, stats.Var()).update(value)
 
     def score_one(self, x: Features) -> float:
-        """Tree score of the scaled point, in [0, 1]."""
-        scaler, trees, _ = self._state()
-        score = float(trees.score_one(self._scaled(scaler, x)))
-        return min(1.0, max(0.0, score)) if math.isfinite(score) else 1.0
+        """How far the raw tree score exceeds its usual level, in standard units, squashed to [0, 1]."""
+        raw = self._raw_score(x)
+        self.__dict__["_last"] = (x, raw)
+        return self._standardised(raw)
+
+    def _standardised(self, raw: float) -> float:
+        spread: Any = self.__dict__["_raw"]
+        if spread.n < 2:
+            return 0.0
+        std = max(math.sqrt(max(spread.get(), 0.0)), 1e-3)  # ties of identical raw scores are common
+        return z_to_score(max(0.0, (raw - spread.mean.get()) / std))
 
     def explain_one(self, x: Features) -> Explanation:
         """Contribution = how much the score drops when one feature is replaced by its running mean."""
         _, _, moments = self._state()
-        base = self.score_one(x)
+        base = self._standardised(self._raw_score(x))
         drops, expected = {}, {}
         for name in x:
             var = moments.get(name)
@@ -84,7 +114,7 @@ class HST(Detector):
                 continue
             mean, std = var.mean.get(), math.sqrt(max(var.get(), 0.0))
             expected[name] = Band(mean, mean - self.band * std, mean + self.band * std)
-            drops[name] = max(0.0, base - self.score_one({**x, name: mean}))
+            drops[name] = max(0.0, base - self._standardised(self._raw_score({**x, name: mean})))
         if not any(drops.values()):  # the trees cannot tell: fall back to standardised distance
             for name, value in x.items():
                 band = expected.get(name)

@@ -92,6 +92,10 @@ class Registry:
         """Live keys, least recently used first."""
         return iter(list(self._states))
 
+    def recent(self) -> Iterator[tuple[Key, KeyState]]:
+        """Keys and states, most recently used first (for sampling; do not mutate while iterating)."""
+        return reversed(self._states.items())
+
     def get(self, key: Key, spec: StreamSpec, partition: int) -> KeyState:
         """The key's state, created fresh when missing or built under another spec."""
         now = self.clock()
@@ -99,6 +103,7 @@ class Registry:
         if state is None or state.digest != spec.digest():
             state = KeyState(spec, partition, now)
             self._states[key] = state
+            self._states.move_to_end(key)  # a rebuilt key is freshly used, not as old as its predecessor
         else:
             self._states.move_to_end(key)
             state.last_access = now
