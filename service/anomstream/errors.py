@@ -23,6 +23,14 @@ class DeliveryError(BrokerError):
     """A produced record (alert, dead letter, snapshot) was not acknowledged; offsets stay uncommitted."""
 
 
+class CommitRejected(BrokerError):
+    """The group refused an offset commit (rebalance in progress, stale generation).
+
+    Not fatal: outputs were already delivered; the partitions' next owner replays from the last
+    committed offset, and restore skips snapshots newer than it.
+    """
+
+
 class DeadLetterLimitError(AnomstreamError):
     """Too much input is being dead-lettered: stop rather than divert the whole stream."""
 

@@ -7,11 +7,24 @@ Exactly-once: outputs and offsets in one Kafka transaction, opened lazily on the
 from __future__ import annotations
 
 import contextlib
+import time
 from typing import Any
 
-from confluent_kafka import KafkaException, TopicPartition
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
-from anomstream.errors import BrokerError, DeliveryError
+from anomstream.errors import BrokerError, CommitRejected, DeliveryError
+
+# The group has moved to a new generation: this member's commit can never succeed as sent.
+_GROUP_MOVED_ON = frozenset(
+    {
+        KafkaError.REBALANCE_IN_PROGRESS,
+        KafkaError.ILLEGAL_GENERATION,
+        KafkaError.UNKNOWN_MEMBER_ID,
+        KafkaError.FENCED_MEMBER_EPOCH,
+        KafkaError.STALE_MEMBER_EPOCH,
+        KafkaError._ASSIGNMENT_LOST,
+    }
+)
 
 
 class Sink:
@@ -24,13 +37,18 @@ class Sink:
     exactly_once
         Put outputs and input offsets in one transaction per commit.
     flush_timeout_s
-        How long a flush or transaction commit may take before the commit is failed.
+        How long one flush or transaction commit may take.
+    outage_timeout_s
+        How long a commit keeps waiting for an unreachable broker before it fails.
     """
 
-    def __init__(self, producer: Any, *, exactly_once: bool, flush_timeout_s: float) -> None:
+    def __init__(
+        self, producer: Any, *, exactly_once: bool, flush_timeout_s: float, outage_timeout_s: float = 300.0
+    ) -> None:
         self.producer = producer
         self.exactly_once = exactly_once
         self.flush_timeout_s = flush_timeout_s
+        self.outage_timeout_s = outage_timeout_s
         self._errors: list[str] = []
         self._in_txn = False
 
@@ -66,18 +84,33 @@ class Sink:
             self._commit_transaction(consumer, offsets)
             return
         self._flush()
-        if not offsets:
-            return
-        try:
-            consumer.commit(offsets=offsets, asynchronous=False)
-        except KafkaException as exc:
-            raise BrokerError(f"offset commit failed: {exc}") from exc
+        if offsets:
+            self._commit_offsets(consumer, offsets)
 
     def _flush(self) -> None:
+        # A broker outage only delays deliveries (librdkafka retries until message.timeout.ms);
+        # wait it out. A delivery *error* is final: the commit must not go ahead.
+        deadline = time.monotonic() + self.outage_timeout_s
         remaining = self.producer.flush(self.flush_timeout_s)
+        while remaining and not self._errors and time.monotonic() < deadline:
+            remaining = self.producer.flush(self.flush_timeout_s)
         if remaining or self._errors:
             errors, self._errors = self._errors, []
             raise DeliveryError(f"{remaining} records undelivered; errors: {errors[:5]}")
+
+    def _commit_offsets(self, consumer: Any, offsets: list[TopicPartition]) -> None:
+        deadline = time.monotonic() + self.outage_timeout_s
+        while True:
+            try:
+                consumer.commit(offsets=offsets, asynchronous=False)
+                return
+            except KafkaException as exc:
+                err = exc.args[0]
+                if err.code() in _GROUP_MOVED_ON:
+                    raise CommitRejected(f"offset commit rejected: {err.str()}") from exc
+                if not err.retriable() or time.monotonic() > deadline:
+                    raise BrokerError(f"offset commit failed: {err.str()}") from exc
+                time.sleep(0.5)  # coordinator moving or broker restarting: try again
 
     def _commit_transaction(self, consumer: Any, offsets: list[TopicPartition]) -> None:
         if not self._in_txn and not offsets:
