@@ -44,9 +44,11 @@ test-unit: venv test-deps
 test-integration: venv test-deps
 	$(PY) -m pytest -m integration $(PYTEST_ARGS)
 
-## Debian packages some tests need (real Prometheus + promtool); idempotent, no daemon left running.
+## Debian packages some tests need: a real Prometheus + promtool (no daemon left running) and Chromium
+## to render the evaluation report headless. Idempotent.
 test-deps:
 	deploy/prometheus/ensure-prometheus.sh
+	deploy/ensure-chromium.sh
 
 lint: venv
 	$(VENV)/bin/ruff check .

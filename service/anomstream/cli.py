@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 from prometheus_client import CollectorRegistry
 
-from anomstream import __version__, broker, config, demo, logs, printer, schemas
+from anomstream import __version__, broker, config, demo, evaluate, logs, printer, replay, schemas
 from anomstream.checkpoint import Checkpointer
 from anomstream.detectors import catalog
 from anomstream.detectors.registry import Registry
@@ -47,6 +47,8 @@ def _parser() -> argparse.ArgumentParser:
     dem.add_argument("--seed", type=int, default=7)
     sub.add_parser("create-topics", help="create the topics anomstream needs")
     sub.add_parser("show-config", help="print the effective configuration, secrets masked")
+    replay.add_parser(sub)
+    evaluate.add_parser(sub)
     exp = sub.add_parser("export-schemas", help="write JSON Schemas of the wire contract")
     exp.add_argument("--out", type=Path, default=Path("schemas"))
     return parser
@@ -270,6 +272,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
     if args.command == "demo":
         return _demo(args, settings)
+    if args.command == "replay":
+        return replay.run(args, specs, settings)
+    if args.command == "evaluate":
+        return evaluate.run(args, specs)
     return _run(args, settings, specs)
 
 

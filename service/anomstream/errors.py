@@ -23,7 +23,7 @@ class DeliveryError(BrokerError):
     """A produced record (alert, dead letter, snapshot) was not acknowledged; offsets stay uncommitted."""
 
 
-class CommitRejected(BrokerError):
+class CommitRejectedError(BrokerError):
     """The group refused an offset commit (rebalance in progress, stale generation).
 
     Not fatal: outputs were already delivered; the partitions' next owner replays from the last

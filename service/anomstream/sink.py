@@ -12,7 +12,7 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
-from anomstream.errors import BrokerError, CommitRejected, DeliveryError
+from anomstream.errors import BrokerError, CommitRejectedError, DeliveryError
 
 # The group has moved to a new generation: this member's commit can never succeed as sent.
 _GROUP_MOVED_ON = frozenset(
@@ -107,7 +107,7 @@ class Sink:
             except KafkaException as exc:
                 err = exc.args[0]
                 if err.code() in _GROUP_MOVED_ON:
-                    raise CommitRejected(f"offset commit rejected: {err.str()}") from exc
+                    raise CommitRejectedError(f"offset commit rejected: {err.str()}") from exc
                 if not err.retriable() or time.monotonic() > deadline:
                     raise BrokerError(f"offset commit failed: {err.str()}") from exc
                 time.sleep(0.5)  # coordinator moving or broker restarting: try again

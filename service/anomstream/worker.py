@@ -16,7 +16,7 @@ from confluent_kafka import KafkaError, TopicPartition
 from anomstream.codec import Rejection, dead_letter, decode_event, encode
 from anomstream.config import TopicSettings, WorkerSettings
 from anomstream.deadletters import DeadLetterBrake, DeadLetterPolicy
-from anomstream.errors import BrokerError, CommitRejected, DeliveryError
+from anomstream.errors import BrokerError, CommitRejectedError, DeliveryError
 from anomstream.metrics import Metrics
 from anomstream.models import Alert, Source
 from anomstream.scorer import Scorer, score_record
@@ -195,7 +195,7 @@ class Worker:
         ]
         try:
             self.sink.commit(self.consumer, offsets)
-        except CommitRejected as exc:
+        except CommitRejectedError as exc:
             # Outputs are delivered; only the offsets were refused. Keep them pending for the next
             # commit (a revoked partition's are dropped on release) and carry on.
             self.metrics.commit_failures.inc()
