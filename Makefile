@@ -32,6 +32,11 @@ run: venv
 		trap '$(KAFKA) down' EXIT; \
 		export KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$(KAFKA_PORT); \
 	fi; \
+	if [ -z "$$ANOMSTREAM_STATE__HMAC_KEY$$ANOMSTREAM_STATE__HMAC_KEY_FILE" ]; then \
+		mkdir -p $(KAFKA_DATA); \
+		test -s $(KAFKA_DATA)/state-hmac.key || (umask 077; $(PY) -c 'import secrets; print(secrets.token_hex(32))' > $(KAFKA_DATA)/state-hmac.key); \
+		export ANOMSTREAM_STATE__HMAC_KEY_FILE=$(KAFKA_DATA)/state-hmac.key; \
+	fi; \
 	$(VENV)/bin/anomstream run --demo --print-alerts
 
 ## The whole suite (unit + integration) against a real broker started by the test fixture.

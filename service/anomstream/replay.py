@@ -18,7 +18,7 @@ from anomstream.detectors.base import Band
 from anomstream.detectors.registry import Registry
 from anomstream.models import Event
 from anomstream.outputs import Progress, open_writer
-from anomstream.scorer import Outcome, Scorer
+from anomstream.scorer import Outcome, Scorer, features
 from anomstream.sources import ColumnMap, Row, count_rows, kafka_rows, rows
 from anomstream.spec import DetectorSpecs, StreamSpec
 from anomstream.specfiles import add_spec_options, chosen_specs
@@ -123,14 +123,7 @@ class Replayer:
         if state is None or state.n_seen == 0 or state.digest != spec.digest():
             return {}
         x = features(event, spec)
-        return dict(state.detector.explain_one(x).expected) if x else {}
-
-
-def features(event: Event, spec: StreamSpec) -> dict[str, float]:
-    """The values the spec scores (all of them when the spec names none), as the scorer selects them."""
-    if not spec.features:
-        return dict(event.values)
-    return {name: event.values[name] for name in spec.features if name in event.values}
+        return dict(state.detector.explain_one(x, event.timestamp.timestamp()).expected) if x else {}
 
 
 def replay_files(

@@ -58,23 +58,24 @@ class Scorer:
     def process(self, event: Event, source: Source) -> Outcome:
         """Score one event for its key and return the decision (and the alert to publish, if any)."""
         spec = self.specs.for_stream(event.stream)
-        x = _features(event, spec)
+        x = features(event, spec)
         state = self.registry.get((event.stream, event.entity_id), spec, source.partition)
         state.offset = source.offset
         if not x:
             return Outcome(0.0, state.threshold.current(), False, state.n_seen < spec.warmup, False, None)
-        score = state.detector.score_one(x)
+        t = event.timestamp.timestamp()
+        score = state.detector.score_one(x, t)
         if not math.isfinite(score):  # a poisoned model (e.g. overflowed statistics) must not crash us
             score = 1.0
-        p = _Point(event, source, spec, state, x, score, state.threshold.current())
+        p = _Point(event, source, spec, state, x, t, score, state.threshold.current())
         if state.n_seen < spec.warmup:
-            _learn(state, x)
+            _learn(state, x, t)
             return Outcome(p.score, p.threshold, False, True, False, None)
         if p.score <= p.threshold:
             state.threshold.observe(p.score)
             state.recent.clear()
             alert = _alert(p, state.lifecycle.on_normal(spec.lifecycle))
-            _learn(state, x)
+            _learn(state, x, t)
             return Outcome(p.score, p.threshold, False, False, False, alert)
         return _anomalous(p)
 
@@ -88,26 +89,27 @@ class _Point:
     spec: StreamSpec
     state: KeyState
     x: dict[str, float]
+    t: float
     score: float
     threshold: float
 
 
 def _anomalous(p: _Point) -> Outcome:
     state, life = p.state, p.spec.lifecycle
-    status = state.lifecycle.on_anomaly(p.event.timestamp.timestamp(), p.score, life)
+    status = state.lifecycle.on_anomaly(p.t, p.score, life)
     alert = _alert(p, status)
     if not life.protect:
-        _learn(state, p.x)
+        _learn(state, p.x, p.t)
         return Outcome(p.score, p.threshold, True, False, False, alert)
-    state.recent.append(p.x)
+    state.recent.append((p.x, p.t))
     if state.lifecycle.anomaly_run < life.adapt_after:
         return Outcome(p.score, p.threshold, True, False, False, alert)
     # Sustained shift: 1. rebuild the model from the run, 2. close the alert, 3. warm up again
     # for whatever of the warm-up the run did not cover.
     state.detector = state.detector.clone()
     state.n_seen = 0
-    for point in state.recent:
-        _learn(state, point)
+    for point, when in state.recent:
+        _learn(state, point, when)
     state.recent.clear()
     alert = _alert(p, state.lifecycle.resolve()) or alert
     return Outcome(p.score, p.threshold, True, False, True, alert)
@@ -116,7 +118,7 @@ def _anomalous(p: _Point) -> Outcome:
 def _alert(p: _Point, status: Status | None) -> Alert | None:
     if status is None:
         return None
-    why = p.state.detector.explain_one(p.x)
+    why = p.state.detector.explain_one(p.x, p.t)
     resolved = status == "resolved"
     return Alert(
         alert_id=alert_id(p.source, p.event.stream, p.spec.detector),
@@ -154,12 +156,13 @@ def score_record(event: Event, source: Source, outcome: Outcome, specs: Detector
     )
 
 
-def _features(event: Event, spec: StreamSpec) -> dict[str, float]:
+def features(event: Event, spec: StreamSpec) -> dict[str, float]:
+    """The values the spec scores: all of the event's when the spec names none."""
     if not spec.features:
         return dict(event.values)
     return {name: event.values[name] for name in spec.features if name in event.values}
 
 
-def _learn(state: KeyState, x: dict[str, float]) -> None:
-    state.detector.learn_one(x)
+def _learn(state: KeyState, x: dict[str, float], t: float) -> None:
+    state.detector.learn_one(x, t)
     state.n_seen += 1

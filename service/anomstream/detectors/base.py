@@ -69,13 +69,13 @@ class Detector(Base, abc.ABC):
     name: str = "base"
 
     @abc.abstractmethod
-    def score_one(self, x: Features) -> float:
-        """Anomaly score of ``x`` in [0, 1], before learning it."""
+    def score_one(self, x: Features, t: float | None = None) -> float:
+        """Anomaly score of ``x`` in [0, 1], before learning it (``t``: event time, epoch seconds)."""
 
     @abc.abstractmethod
-    def learn_one(self, x: Features) -> None:
-        """Update the model with ``x``."""
+    def learn_one(self, x: Features, t: float | None = None) -> None:
+        """Update the model with ``x`` observed at event time ``t`` (detectors may ignore ``t``)."""
 
     @abc.abstractmethod
-    def explain_one(self, x: Features) -> Explanation:
+    def explain_one(self, x: Features, t: float | None = None) -> Explanation:
         """Contributions and expected bands for ``x`` (called only when an alert is raised)."""

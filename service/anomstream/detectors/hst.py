@@ -75,7 +75,7 @@ class HST(Detector):
         # Values beyond the learned range are clipped to the unit cube's faces: still "extreme".
         return {k: min(1.0, max(0.0, v)) for k, v in scaler.transform_one(dict(x)).items()}
 
-    def learn_one(self, x: Features) -> None:
+    def learn_one(self, x: Features, t: float | None = None) -> None:
         """Learn the point in the scaler, the trees, the raw-score statistics and per-feature moments."""
         scaler, trees, moments = self._state()
         # The scorer calls score_one(x) right before learn_one(x): reuse that raw score, don't recompute.
@@ -89,7 +89,7 @@ class HST(Detector):
         for name, value in x.items():
             moments.setdefault(name, stats.Var()).update(value)
 
-    def score_one(self, x: Features) -> float:
+    def score_one(self, x: Features, t: float | None = None) -> float:
         """How far the raw tree score exceeds its usual level, in standard units, squashed to [0, 1]."""
         raw = self._raw_score(x)
         self.__dict__["_last"] = (x, raw)
@@ -102,7 +102,7 @@ class HST(Detector):
         std = max(math.sqrt(max(spread.get(), 0.0)), 1e-3)  # ties of identical raw scores are common
         return z_to_score(max(0.0, (raw - spread.mean.get()) / std))
 
-    def explain_one(self, x: Features) -> Explanation:
+    def explain_one(self, x: Features, t: float | None = None) -> Explanation:
         """Contribution = how much the score drops when one feature is replaced by its running mean."""
         _, _, moments = self._state()
         base = self._standardised(self._raw_score(x))

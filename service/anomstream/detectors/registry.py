@@ -40,7 +40,7 @@ class KeyState:
         self.lifecycle = Lifecycle()
         self.digest = spec.digest()
         self.n_seen = 0
-        self.recent: collections.deque[dict[str, float]] = collections.deque(
+        self.recent: collections.deque[tuple[dict[str, float], float]] = collections.deque(
             maxlen=spec.lifecycle.adapt_after
         )
         self.partition = partition

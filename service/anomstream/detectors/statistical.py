@@ -7,6 +7,7 @@ deviation in standard units, squashed to [0, 1].
 from __future__ import annotations
 
 import math
+from array import array
 from typing import Any
 
 from river import stats
@@ -29,7 +30,7 @@ class _FeatureStats(Detector):
     def _new(self) -> Any:
         raise NotImplementedError
 
-    def _update(self, est: Any, value: float) -> None:
+    def _update(self, est: Any, value: float, t: float | None) -> None:
         raise NotImplementedError
 
     def _center_scale(self, est: Any) -> tuple[float, float]:
@@ -49,41 +50,46 @@ class _FeatureStats(Detector):
         # A flat or nearly flat history would make any change infinitely anomalous; floor the scale.
         return max(scale, self.min_scale, self.rel_scale * abs(center))
 
-    def _z(self, name: str, value: float) -> float:
-        est = self._stats.get(name)
-        if est is None:
-            return 0.0  # a feature never seen before has no expectation yet
+    def _z(self, est: Any, value: float, t: float | None) -> float:
         center, scale = self._center_scale(est)
         return abs(value - center) / self._scale(center, scale)
 
-    def learn_one(self, x: Features) -> None:
+    def _expect(self, est: Any, t: float | None) -> tuple[float, float]:
+        """Expected centre and (floored) spread of a feature at time ``t``."""
+        center, scale = self._center_scale(est)
+        return center, self._scale(center, scale)
+
+    def _feature_z(self, name: str, value: float, t: float | None) -> float:
+        est = self._stats.get(name)
+        return 0.0 if est is None else self._z(est, value, t)  # an unseen feature has no expectation
+
+    def learn_one(self, x: Features, t: float | None = None) -> None:
         """Update every feature's estimators (new features start lazily)."""
         table = self._stats
         for name, value in x.items():
             est = table.get(name)
             if est is None:
                 est = table[name] = self._new()
-            self._update(est, value)
+            self._update(est, value, t)
 
-    def score_one(self, x: Features) -> float:
+    def score_one(self, x: Features, t: float | None = None) -> float:
         """Largest per-feature deviation, in standard units, squashed to [0, 1]."""
         worst = 0.0
         for name, value in x.items():
-            z = self._z(name, value)
-            worst = max(worst, z)
+            worst = max(worst, self._feature_z(name, value, t))
         return z_to_score(worst)
 
-    def explain_one(self, x: Features) -> Explanation:
+    def explain_one(self, x: Features, t: float | None = None) -> Explanation:
         """Contributions are each feature's share of the total |z|; the band is centre ± ``band`` σ."""
         expected = {}
         for name in x:
             est = self._stats.get(name)
             if est is None:
                 continue
-            center, scale = self._center_scale(est)
-            width = self.band * self._scale(center, scale)
+            center, spread = self._expect(est, t)
+            width = self.band * spread
             expected[name] = Band(center, center - width, center + width)
-        return Explanation(shares({n: self._z(n, v) for n, v in x.items()}), expected)
+        return Explanation(shares({n: self._feature_z(n, v, t) for n, v in x.items()}), expected)
 
 
 class ZScore(_FeatureStats):
@@ -103,7 +109,7 @@ class ZScore(_FeatureStats):
     def _new(self) -> Any:
         return stats.Var()
 
-    def _update(self, est: Any, value: float) -> None:
+    def _update(self, est: Any, value: float, t: float | None) -> None:
         est.update(value)
 
     def _center_scale(self, est: Any) -> tuple[float, float]:
@@ -128,7 +134,7 @@ class Robust(_FeatureStats):
     def _new(self) -> Any:
         return (stats.Quantile(0.5), stats.IQR(0.25, 0.75))
 
-    def _update(self, est: Any, value: float) -> None:
+    def _update(self, est: Any, value: float, t: float | None) -> None:
         est[0].update(value)
         est[1].update(value)
 
@@ -142,7 +148,11 @@ class Robust(_FeatureStats):
 class EWMA(_FeatureStats):
     """Exponentially weighted mean and variance per feature: a control chart that follows drift.
 
-    ``fading_factor`` is the weight of the newest point (0.05 ≈ the last 20 points dominate).
+    ``fading_factor`` is the weight of the newest point (0.05 ≈ the last 20 points dominate). With
+    ``period_s`` > 0 it also keeps a seasonal profile per feature: one exponentially smoothed value per
+    ``slot_s``-wide slot of the period (e.g. a week of 30-minute slots), plus the mean and spread of
+    the residual from that profile; the score is the larger of the level and the seasonal deviation,
+    so a missing daily peak is anomalous even though the value is within the overall range.
 
     Examples
     --------
@@ -150,6 +160,13 @@ class EWMA(_FeatureStats):
     >>> for i in range(200):
     ...     det.learn_one({"x": 100.0 + i * 0.1 + (i % 3)})   # a slow ramp is followed, not flagged
     >>> det.score_one({"x": 120.8}) < 0.5 < det.score_one({"x": 160.0})
+    True
+    >>> daily = EWMA(fading_factor=0.01, period_s=86400, slot_s=3600)
+    >>> for h in range(24 * 14):                               # two weeks: 100 by day, 10 by night
+    ...     daily.learn_one({"x": 100.0 if 8 <= h % 24 < 20 else 10.0}, t=h * 3600.0)
+    >>> noon_at_night = daily.score_one({"x": 100.0}, t=(24 * 14 + 2) * 3600.0)
+    >>> noon_at_noon = daily.score_one({"x": 100.0}, t=(24 * 14 + 12) * 3600.0)
+    >>> noon_at_noon < 0.2 < 0.9 < noon_at_night
     True
     """
 
@@ -161,18 +178,61 @@ class EWMA(_FeatureStats):
         band: float = 3.0,
         min_scale: float = 1e-6,
         rel_scale: float = 1e-3,
+        period_s: float = 0.0,
+        slot_s: float = 1800.0,
+        season_fading: float = 0.5,
     ) -> None:
         super().__init__(band=band, min_scale=min_scale, rel_scale=rel_scale)
         self.fading_factor = fading_factor
+        self.period_s = period_s
+        self.slot_s = slot_s
+        self.season_fading = season_fading
 
     def _new(self) -> Any:
         # river's EWVar (Rust) keeps its own mean privately; EWMean gives us the centre.
-        return (stats.EWMean(self.fading_factor), stats.EWVar(self.fading_factor))
+        level = [stats.EWMean(self.fading_factor), stats.EWVar(self.fading_factor)]
+        if self.period_s <= 0:
+            return level
+        slots = math.ceil(self.period_s / self.slot_s)
+        profile = array("d", [math.nan]) * slots  # NaN: slot not seen yet
+        return [*level, profile, stats.EWMean(self.fading_factor), stats.EWVar(self.fading_factor)]
 
-    def _update(self, est: Any, value: float) -> None:
+    def _slot(self, est: Any, t: float | None) -> int | None:
+        if t is None or len(est) < 5:
+            return None
+        return int((t % self.period_s) // self.slot_s)
+
+    def _update(self, est: Any, value: float, t: float | None) -> None:
+        slot = self._slot(est, t)
+        if slot is not None:
+            # 1. the residual against the profile as it was, 2. then the profile learns the value
+            seen = est[2][slot]
+            if not math.isnan(seen):
+                est[3].update(value - seen)
+                est[4].update(value - seen)
+            est[2][slot] = value if math.isnan(seen) else seen + self.season_fading * (value - seen)
         est[0].update(value)
         est[1].update(value)
 
     def _center_scale(self, est: Any) -> tuple[float, float]:
         var = est[1].get()
         return est[0].get(), math.sqrt(var) if var > 0 else 0.0
+
+    def _seasonal(self, est: Any, t: float | None) -> tuple[float, float] | None:
+        slot = self._slot(est, t)
+        if slot is None or math.isnan(est[2][slot]):
+            return None
+        var = est[4].get()
+        level = est[0].get()
+        return est[2][slot] + est[3].get(), self._scale(level, math.sqrt(var) if var > 0 else 0.0)
+
+    def _z(self, est: Any, value: float, t: float | None) -> float:
+        level = super()._z(est, value, t)
+        seasonal = self._seasonal(est, t)
+        if seasonal is None:
+            return level
+        center, spread = seasonal
+        return max(level, abs(value - center) / spread)
+
+    def _expect(self, est: Any, t: float | None) -> tuple[float, float]:
+        return self._seasonal(est, t) or super()._expect(est, t)
