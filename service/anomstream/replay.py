@@ -20,7 +20,7 @@ from anomstream.models import Event
 from anomstream.outputs import Progress, open_writer
 from anomstream.scorer import Outcome, Scorer, features
 from anomstream.sources import ColumnMap, Row, count_rows, kafka_rows, rows
-from anomstream.spec import DetectorSpecs, StreamSpec
+from anomstream.spec import DetectorSpecs
 from anomstream.specfiles import add_spec_options, chosen_specs
 
 

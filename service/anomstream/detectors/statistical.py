@@ -175,6 +175,7 @@ class EWMA(_FeatureStats):
     def __init__(
         self,
         fading_factor: float = 0.05,
+        *,
         band: float = 3.0,
         min_scale: float = 1e-6,
         rel_scale: float = 1e-3,
