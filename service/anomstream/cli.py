@@ -28,7 +28,8 @@ from anomstream.supervisor import Supervisor
 from anomstream.worker import Worker
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line parser of every sub-command (also used by tests to parse real argv)."""
     parser = argparse.ArgumentParser(prog="anomstream", description="Real-time anomaly detection on Kafka")
     parser.add_argument("--version", action="version", version=f"anomstream {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -281,7 +282,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``anomstream`` console script; returns the process exit code."""
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     try:
         return _dispatch(args)
     except ConfigError as exc:

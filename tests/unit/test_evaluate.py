@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from anomstream import evaluate
+from anomstream import cli, evaluate
 from anomstream.errors import ConfigError
 from anomstream.evaluation import metrics, nab
 from anomstream.spec import DetectorSpecs
@@ -39,9 +39,7 @@ def labelled_csv(path: Path) -> Path:
 
 
 def parse(*argv: str) -> argparse.Namespace:
-    parser = argparse.ArgumentParser()
-    evaluate.add_parser(parser.add_subparsers(dest="command"))
-    return parser.parse_args(["evaluate", *argv])
+    return cli.build_parser().parse_args(["evaluate", *argv])
 
 
 def test_label_column_metrics_are_wired_to_the_point_metrics(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from anomstream import replay
+from anomstream import cli, replay
 from anomstream.errors import ConfigError
 from anomstream.models import Source
 from anomstream.outputs import Progress
@@ -37,9 +37,7 @@ def nab_csv(path: Path, n: int = 200, spike_at: int | None = SPIKE_ROW) -> Path:
 
 
 def parse(*argv: str) -> argparse.Namespace:
-    parser = argparse.ArgumentParser()
-    replay.add_parser(parser.add_subparsers(dest="command"))
-    return parser.parse_args(["replay", *argv])
+    return cli.build_parser().parse_args(["replay", *argv])
 
 
 def run_file(path: Path, specs: DetectorSpecs = SPECS, **cmap: object) -> list[Verdict]:
