@@ -22,7 +22,7 @@ def test_json_lines_and_secret_redaction(capsys: pytest.CaptureFixture[str]) -> 
 
 
 def test_librdkafka_lines_are_clean_json(capsys: pytest.CaptureFixture[str]) -> None:
-    """librdkafka's stdlib log records come out as JSON with the logger name and no internal fields."""
+    """Librdkafka's stdlib log records come out as JSON with the logger name and no internal fields."""
     logs.configure("json", "INFO")
     logs.kafka_logger().warning("GETPID [producer-1] retrying")
     line = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
