@@ -64,6 +64,11 @@ fmt: venv
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
+## The quick benchmark profile (< 5 min on 2 cores): results in loadtest/results/<run>.{json,md,png}.
+bench: venv
+	$(PY) -m pip install -q -e '.[bench]'
+	$(PY) -m loadtest run --profile quick
+
 kafka-up: venv
 	$(KAFKA) up
 

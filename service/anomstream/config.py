@@ -107,7 +107,9 @@ class WorkerSettings(_Section):
 
     batch_size: int = Field(default=500, ge=1, le=100_000)
     poll_timeout_s: float = Field(default=0.5, gt=0)
-    commit_interval_s: float = Field(default=1.0, gt=0)
+    commit_interval_s: float = Field(
+        default=5.0, gt=0
+    )  # bounds duplicates after a crash; snapshots cost per commit
     max_message_bytes: int = Field(default=1_000_000, ge=64)
     dlq_max_ratio: float = Field(default=0.95, gt=0, le=1)
     dlq_window: int = Field(default=2000, ge=10)

@@ -142,7 +142,8 @@ def _alert(p: _Point, status: Status | None) -> Alert | None:
 
 def score_record(event: Event, source: Source, outcome: Outcome, specs: DetectorSpecs) -> ScoreRecord:
     """The score-stream record of one processed event (same fields replay writes per row)."""
-    return ScoreRecord(
+    # Built from values the scorer already validated: skip re-validating our own output per event.
+    return ScoreRecord.model_construct(
         entity_id=event.entity_id,
         stream=event.stream,
         timestamp=event.timestamp,

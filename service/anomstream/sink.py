@@ -7,12 +7,28 @@ Exactly-once: outputs and offsets in one Kafka transaction, opened lazily on the
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from anomstream.errors import BrokerError, CommitRejectedError, DeliveryError
+
+# The coordinator or the whole cluster is briefly unreachable (restart, failover): try again.
+_BROKER_AWAY = frozenset(
+    {
+        KafkaError._WAIT_COORD,
+        KafkaError._TRANSPORT,
+        KafkaError._TIMED_OUT,
+        KafkaError._ALL_BROKERS_DOWN,
+        KafkaError.COORDINATOR_NOT_AVAILABLE,
+        KafkaError.NOT_COORDINATOR,
+        KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+        KafkaError.REQUEST_TIMED_OUT,
+        KafkaError.NETWORK_EXCEPTION,
+    }
+)
 
 # The group has moved to a new generation: this member's commit can never succeed as sent.
 _GROUP_MOVED_ON = frozenset(
@@ -51,6 +67,11 @@ class Sink:
         self.outage_timeout_s = outage_timeout_s
         self._errors: list[str] = []
         self._in_txn = False
+        # Barrier epochs: records produced between two barriers share an epoch and a callback that
+        # counts their acknowledgements, so the loop can commit without blocking in flush().
+        self._epoch = 0
+        self._outstanding: dict[int, int] = {0: 0}
+        self._callback = functools.partial(self._delivered, 0)
 
     def start(self) -> None:
         """Register the transactional id (fencing any zombie with the same id)."""
@@ -64,22 +85,48 @@ class Sink:
             self._in_txn = True
         while True:
             try:
-                self.producer.produce(topic, value, key, on_delivery=self.on_delivery, **kw)
+                self.producer.produce(topic, value, key, on_delivery=self._callback, **kw)
+                self._outstanding[self._epoch] += 1
                 return
             except BufferError:
                 self.producer.poll(0.1)
 
-    def on_delivery(self, err: Any, msg: Any) -> None:
-        """Delivery report callback: remember failures so the next commit refuses to proceed."""
+    def _delivered(self, epoch: int, err: Any, msg: Any) -> None:
+        self._outstanding[epoch] -= 1
         if err is not None:
             self._errors.append(f"{msg.topic()}: {err}")
+
+    def barrier(self) -> int:
+        """Close the current epoch: ``settled(epoch)`` turns true once all its records are acked."""
+        closed = self._epoch
+        self._epoch += 1
+        self._outstanding[self._epoch] = 0
+        self._callback = functools.partial(self._delivered, self._epoch)
+        return closed
+
+    def settled(self, epoch: int) -> bool:
+        """True when every record produced up to barrier ``epoch`` is acknowledged.
+
+        Raises ``DeliveryError`` if any record failed: offsets past it must never be committed.
+        """
+        if self._errors:
+            errors, self._errors = self._errors, []
+            raise DeliveryError(f"records undelivered; errors: {errors[:5]}")
+        for done in [e for e, n in self._outstanding.items() if n == 0 and e < self._epoch]:
+            del self._outstanding[done]
+        return all(e > epoch for e in self._outstanding)
+
+    def commit_offsets(self, consumer: Any, offsets: list[TopicPartition]) -> None:
+        """Commit offsets whose outputs are already acknowledged (after ``settled``)."""
+        if offsets:
+            self._commit_offsets(consumer, offsets)
 
     def poll(self) -> None:
         """Serve delivery callbacks without blocking."""
         self.producer.poll(0)
 
     def commit(self, consumer: Any, offsets: list[TopicPartition]) -> None:
-        """Make outputs durable, then commit ``offsets`` (see the module docstring for both modes)."""
+        """Make outputs durable (blocking), then commit ``offsets`` (see the module docstring)."""
         if self.exactly_once:
             self._commit_transaction(consumer, offsets)
             return
@@ -108,7 +155,8 @@ class Sink:
                 err = exc.args[0]
                 if err.code() in _GROUP_MOVED_ON:
                     raise CommitRejectedError(f"offset commit rejected: {err.str()}") from exc
-                if not err.retriable() or time.monotonic() > deadline:
+                transient = err.retriable() or err.code() in _BROKER_AWAY
+                if not transient or time.monotonic() > deadline:
                     raise BrokerError(f"offset commit failed: {err.str()}") from exc
                 time.sleep(0.5)  # coordinator moving or broker restarting: try again
 

@@ -5,6 +5,7 @@ Read from a TOML file (``ANOMSTREAM_DETECTORS_FILE``); with no file, the built-i
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import tomllib
 from pathlib import Path
@@ -60,6 +61,11 @@ class StreamSpec(_Spec):
 
     def digest(self) -> str:
         """Short stable hash; a snapshot taken under another spec is not restored."""
+        return self._digest
+
+    @functools.cached_property
+    def _digest(self) -> str:
+        # Computed once per (frozen) spec: the registry asks for it on every event.
         return hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:16]
 
 

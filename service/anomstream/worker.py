@@ -79,6 +79,8 @@ class Worker:
         self._last_commit = clock()
         self._stopping = False
         self._fatal: str | None = None
+        self._queued: list[tuple[int, list[TopicPartition]]] = []  # barriers awaiting their acks
+        self._processed: dict[str, int] = {}  # per stream, this batch
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def stop(self) -> None:
@@ -101,7 +103,11 @@ class Worker:
 
     def poll_once(self) -> None:
         """One batch: consume, restore new partitions, handle records, commit when due."""
-        messages = self.consumer.consume(self.cfg.batch_size, self.cfg.poll_timeout_s)
+        # Take what is already fetched without waiting for a full batch (that wait is pure latency);
+        # block for up to poll_timeout_s only when nothing is there.
+        messages = self.consumer.consume(self.cfg.batch_size, 0) or self.consumer.consume(
+            self.cfg.batch_size, self.cfg.poll_timeout_s
+        )
         if self._fatal:
             raise BrokerError(self._fatal)
         if self.restoring:
@@ -110,9 +116,18 @@ class Worker:
         self.metrics.heartbeat.set_to_current_time()
         for msg in messages:
             self._handle(msg)
+        self._count_batch(len(messages))
         self.sink.poll()
+        self._settle()
         if self.clock() - self._last_commit >= self.cfg.commit_interval_s:
-            self.commit()
+            self.commit(blocking=False)
+
+    def _count_batch(self, consumed: int) -> None:
+        # Counters move once per batch, not once per event: Prometheus calls are not free.
+        self.metrics.consumed.inc(consumed)
+        for stream, n in self._processed.items():
+            self.metrics.processed.labels(stream).inc(n)
+        self._processed.clear()
 
     def _restore(self) -> None:
         parts, self.restoring = self.restoring, []
@@ -134,7 +149,6 @@ class Worker:
             self.log.warning("consumer_error", error=err.str())
             return
         started = time.perf_counter()
-        self.metrics.consumed.inc()
         self.counts.consumed += 1
         source = Source(topic=msg.topic(), partition=msg.partition(), offset=msg.offset())
         raw = msg.value()
@@ -146,7 +160,7 @@ class Worker:
             self.brake.record(False)
             outcome = self.scorer.process(decoded, source)
             stream = decoded.stream if decoded.stream in self.scorer.specs.streams else "unconfigured"
-            self.metrics.processed.labels(stream).inc()
+            self._processed[stream] = self._processed.get(stream, 0) + 1
             self.counts.processed += 1
             if outcome.alert is not None:
                 self._publish(outcome.alert, msg)
@@ -172,16 +186,17 @@ class Worker:
             self.metrics.end_to_end.observe(max(0.0, time.time() - created_ms / 1000))
 
     # -- commit ------------------------------------------------------------------------------------
-    def commit(self, partitions: set[int] | None = None) -> None:
+    def commit(self, partitions: set[int] | None = None, *, blocking: bool = True) -> None:
         """Commit what has been processed (all partitions, or just ``partitions`` on revoke).
 
         The order is the processing guarantee:
         1. evict idle / over-limit keys (their tombstones join this commit),
         2. produce snapshots of dirty keys,
-        3. flush the producer and fail on any delivery error (offsets stay uncommitted) — or, in
-           exactly-once mode, add the offsets to the transaction and commit it,
-        4. commit the input offsets synchronously (at-least-once),
-        5. clear dirty flags.
+        3. make every output so far durable: blocking, flush and fail on any delivery error (or, in
+           exactly-once mode, commit the transaction with the offsets in it); non-blocking, close a
+           barrier and keep processing while its records are acknowledged,
+        4. commit the input offsets: now (blocking) or once the barrier settles (``_settle``),
+        5. clear dirty flags (their snapshots are queued; a failed delivery stops the worker).
         """
         started = self.clock()
         registry = self.scorer.registry
@@ -193,22 +208,47 @@ class Worker:
             for (topic, part), offset in self.pending.items()
             if partitions is None or part in partitions
         ]
+        if blocking or self.sink.exactly_once:
+            self._commit_now(offsets)
+            done = {tp.partition for tp in offsets}
+            self._queued = [(e, [tp for tp in offs if tp.partition not in done]) for e, offs in self._queued]
+        else:
+            self._queued.append((self.sink.barrier(), offsets))
+        registry.dirty.clear()
+        self._after_commit(started, offsets, written)
+
+    def _commit_now(self, offsets: list[TopicPartition]) -> None:
         try:
             self.sink.commit(self.consumer, offsets)
         except CommitRejectedError as exc:
-            # Outputs are delivered; only the offsets were refused. Keep them pending for the next
-            # commit (a revoked partition's are dropped on release) and carry on.
-            self.metrics.commit_failures.inc()
-            self.log.warning("commit_rejected", error=str(exc), partitions=len(offsets))
-            offsets = []
+            self._rejected(exc, offsets)
+            return
         except (DeliveryError, BrokerError):
             self.metrics.commit_failures.inc()
             raise
+        self._forget(offsets)
+
+    def _settle(self) -> None:
+        """Commit the offsets of every barrier whose records are all acknowledged, oldest first."""
+        while self._queued and self.sink.settled(self._queued[0][0]):
+            _, offsets = self._queued.pop(0)
+            try:
+                self.sink.commit_offsets(self.consumer, offsets)
+            except CommitRejectedError as exc:
+                self._rejected(exc, offsets)
+                continue
+            self._forget(offsets)
+
+    def _rejected(self, exc: Exception, offsets: list[TopicPartition]) -> None:
+        # Outputs are delivered; only the offsets were refused. Keep them pending for the next
+        # commit (a revoked partition's are dropped on release) and carry on.
+        self.metrics.commit_failures.inc()
+        self.log.warning("commit_rejected", error=str(exc), partitions=len(offsets))
+
+    def _forget(self, offsets: list[TopicPartition]) -> None:
         for tp in offsets:
             if self.pending.get((tp.topic, tp.partition)) == tp.offset:
                 del self.pending[(tp.topic, tp.partition)]
-        registry.dirty.clear()
-        self._after_commit(started, offsets, written)
 
     def _after_commit(self, started: float, offsets: list[TopicPartition], written: int) -> None:
         now = self.clock()
@@ -264,5 +304,7 @@ class Worker:
             self.pending.pop((self.topics.events, part), None)
             self.metrics.forget_partition(self.topics.events, part)
         self.restoring = [tp for tp in self.restoring if tp.partition not in parts]
+        # A queued barrier must never commit a stale offset over the partition's new owner.
+        self._queued = [(e, [tp for tp in offs if tp.partition not in parts]) for e, offs in self._queued]
         self.assigned -= parts
         self.metrics.assigned.set(len(self.assigned))

@@ -105,7 +105,8 @@ def test_tampered_snapshot_is_refused_and_counted(kafka_bootstrap: str) -> None:
     )
     with worker_thread(settings) as first:
         drain(kafka_bootstrap, settings.topics.scores, lambda got: len(got) >= len(events), 60)
-        first.worker.commit()
+    # Leaving the block stops the worker: its final commit writes the last snapshots.
+    assert not first.error, first.error
     snapshots = drain(kafka_bootstrap, settings.topics.state, lambda got: False, 5)
     victim = snapshots[-1]
     tampered = bytearray(victim.value() or b"")

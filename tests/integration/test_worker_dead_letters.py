@@ -56,10 +56,11 @@ def test_malformed_records_are_dead_lettered_and_valid_ones_processed(kafka_boot
         letters_raw = drain(kafka_bootstrap, settings.topics.dlq, lambda got: len(got) >= 1000, 90)
         scores = drain(kafka_bootstrap, settings.topics.scores, lambda got: len(got) >= 2000, 90)
         assert w.thread.is_alive(), f"worker exited: {w.error}"
-        w.worker.commit()
-        consumed = w.sample("anomstream_events_consumed_total")
-        dead = sum(w.sample("anomstream_events_dead_lettered_total", {"reason": r}) for r in REASONS)
-        processed = w.sample("anomstream_events_processed_total", {"stream": "default"})
+    # Read the counters once the worker has stopped (the worker thread owns the loop until then).
+    assert not w.error, w.error
+    consumed = w.sample("anomstream_events_consumed_total")
+    dead = sum(w.sample("anomstream_events_dead_lettered_total", {"reason": r}) for r in REASONS)
+    processed = w.sample("anomstream_events_processed_total", {"stream": "default"})
 
     letters = [DeadLetter.model_validate_json(bytes(m.value() or b"")) for m in letters_raw]
     assert len(letters) == 1000

@@ -86,6 +86,7 @@ class FakeProducer:
         self.records: list[tuple[str, bytes | None, bytes | None]] = []
         self._callbacks: list[Callable[[Any, Any], None]] = []
         self.fail: str | None = None
+        self.hold = False  # withhold acknowledgements (as while the broker is slow to ack)
         self.log = log if log is not None else []
 
     def produce(
@@ -101,14 +102,20 @@ class FakeProducer:
             self._callbacks.append(on_delivery)
 
     def poll(self, timeout: float = 0) -> int:
-        return 0
+        if self.hold:
+            return 0
+        return self._deliver()
+
+    def _deliver(self) -> int:
+        msg = FakeMessage("t", 0, 0, None)
+        callbacks, self._callbacks = self._callbacks, []
+        for callback in callbacks:
+            callback(self.fail, msg)
+        return len(callbacks)
 
     def flush(self, timeout: float = 0) -> int:
         self.log.append("flush")
-        msg = FakeMessage("t", 0, 0, None)
-        for callback in self._callbacks:
-            callback(self.fail, msg)
-        self._callbacks.clear()
+        self._deliver()
         return 0
 
     def on(self, topic: str) -> list[bytes]:

@@ -4,10 +4,20 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
 
 import pytest
+import structlog
 
 from anomstream import logs
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """Undo logs.configure: later tests must not write to this test's captured (closed) stderr."""
+    yield
+    structlog.reset_defaults()
+    logging.getLogger().handlers.clear()
 
 
 def test_json_lines_and_secret_redaction(capsys: pytest.CaptureFixture[str]) -> None:
@@ -32,4 +42,3 @@ def test_librdkafka_lines_are_clean_json(capsys: pytest.CaptureFixture[str]) -> 
         "GETPID [producer-1] retrying",
     )
     assert not any(key.startswith("_") for key in line)
-    logging.getLogger().handlers.clear()

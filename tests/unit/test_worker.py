@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import orjson
 import pytest
 from prometheus_client import CollectorRegistry
@@ -26,6 +28,7 @@ def _event(i: int, x: float = 1.0) -> bytes:
 
 def _worker(values: list[bytes | None], **cfg: float) -> tuple[Worker, FakeConsumer, FakeProducer]:
     log: list[str] = []
+    ticks = itertools.count()  # each clock read is one second later
     consumer, producer = FakeConsumer("in", values, log=log), FakeProducer(log=log)
     worker = Worker(
         consumer=consumer,
@@ -35,7 +38,7 @@ def _worker(values: list[bytes | None], **cfg: float) -> tuple[Worker, FakeConsu
         topics=TOPICS,
         cfg=WorkerSettings(batch_size=10, **cfg),  # type: ignore[arg-type]  # test overrides
         log=logs.get("test"),
-        clock=lambda: 0.0,
+        clock=lambda: float(next(ticks)),
     )
     consumer.subscribe(["in"], on_assign=worker._on_assign)
     return worker, consumer, producer
@@ -55,8 +58,9 @@ def test_offsets_committed_after_flush() -> None:
 def test_delivery_failure_blocks_the_commit() -> None:
     """A failed delivery raises DeliveryError and leaves the offsets uncommitted."""
     worker, consumer, producer = _worker([_event(i) for i in range(5)])
+    producer.hold = True
     worker.poll_once()
-    producer.fail = "broker said no"
+    producer.fail, producer.hold = "broker said no", False
     with pytest.raises(DeliveryError, match="broker said no"):
         worker.commit()
     assert consumer.commits == []
@@ -113,3 +117,28 @@ def test_revoke_commits_then_releases_partition_state() -> None:
     worker._on_revoke(consumer, [TopicPartition("in", 0)])
     assert len(worker.scorer.registry) == 0
     assert worker.assigned == set()
+
+
+def test_timed_commit_waits_for_acks_without_blocking() -> None:
+    """The loop's commit is a barrier: offsets are committed only once its outputs are acked."""
+    worker, consumer, producer = _worker([_event(i) for i in range(30)], commit_interval_s=0.5)
+    producer.hold = True
+    worker.poll_once()  # 10 records processed, barrier closed, nothing acked yet
+    worker.poll_once()
+    assert consumer.commits == []
+    assert "flush" not in consumer.log, "the loop must not block in flush()"
+    producer.hold = False
+    worker.poll_once()  # acks arrive; both barriers settle and commit in order
+    assert consumer.commits
+    assert consumer.commits[-1][0][2] >= 20
+
+
+def test_failed_ack_stops_before_committing_past_it() -> None:
+    """A delivery error seen while settling a barrier raises, and its offsets are never committed."""
+    worker, consumer, producer = _worker([_event(i) for i in range(20)], commit_interval_s=0.5)
+    producer.hold = True
+    worker.poll_once()
+    producer.fail, producer.hold = "msg timed out", False
+    with pytest.raises(DeliveryError, match="msg timed out"):
+        worker.poll_once()
+    assert consumer.commits == []
