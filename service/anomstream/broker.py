@@ -29,15 +29,17 @@ def consumer(
     logger: logging.Logger | None = None,
     on_stats: StatsCallback | None = None,
     stats_interval_ms: int = 5000,
+    group_id: str | None = None,
+    offset_reset: str = "earliest",
 ) -> Consumer:
-    """A consumer for the detection group: manual commits, earliest reset, cooperative rebalancing."""
+    """A consumer for the detection group (or ``group_id``): manual commits, cooperative rebalancing."""
     conf = _base(settings.kafka, logger)
     conf.update(
         {
-            "group.id": settings.kafka.group_id,
+            "group.id": group_id or settings.kafka.group_id,
             "enable.auto.commit": False,
             "enable.auto.offset.store": False,
-            "auto.offset.reset": "earliest",
+            "auto.offset.reset": offset_reset,
             "session.timeout.ms": settings.kafka.session_timeout_ms,
             "heartbeat.interval.ms": max(500, settings.kafka.session_timeout_ms // 5),
             "partition.assignment.strategy": "cooperative-sticky",
@@ -130,9 +132,3 @@ def ensure_topics(client: AdminClient, topics: TopicSettings, timeout: float = 3
             if exc.args[0].code() != exc.args[0].TOPIC_ALREADY_EXISTS:  # a racing worker made it
                 raise BrokerError(f"cannot create topic {name}: {exc.args[0].str()}") from exc
     return created
-
-
-def partition_count(client: AdminClient, topic: str, timeout: float = 10.0) -> int:
-    """Number of partitions of ``topic`` (0 if it does not exist)."""
-    meta = client.list_topics(topic, timeout=timeout).topics.get(topic)
-    return 0 if meta is None or meta.error is not None else len(meta.partitions)

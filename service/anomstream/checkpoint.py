@@ -27,6 +27,7 @@ RIVER_VERSION = version("river")
 _MAGIC = b"ASN1"
 _MAC_LEN = hashlib.sha256().digest_size
 _SEP = "\x1f"
+Verified = tuple[dict[str, Any], bytes]  # an authenticated header and its still-pickled payload
 
 
 def encode_key(key: Key) -> bytes:
@@ -78,6 +79,11 @@ def read_header(raw: bytes, secret: bytes) -> tuple[dict[str, Any], bytes]:
 def open_envelope(raw: bytes, secret: bytes) -> tuple[dict[str, Any], KeyState]:
     """Authenticate, check format and River version, then unpickle; raises ``SnapshotError``."""
     header, payload = read_header(raw, secret)
+    return header, load_state(header, payload)
+
+
+def load_state(header: dict[str, Any], payload: bytes) -> KeyState:
+    """Unpickle a payload ``read_header`` has authenticated; raises ``SnapshotError``."""
     if header.get("format") != FORMAT:
         raise SnapshotError("format_mismatch")
     if header.get("river") != RIVER_VERSION:
@@ -88,7 +94,7 @@ def open_envelope(raw: bytes, secret: bytes) -> tuple[dict[str, Any], KeyState]:
         raise SnapshotError("unloadable") from exc
     if not isinstance(state, KeyState):
         raise SnapshotError("unloadable")
-    return header, state
+    return state
 
 
 class Checkpointer:
@@ -179,7 +185,7 @@ class Checkpointer:
             if high <= low:
                 return {}
             reader.assign([TopicPartition(self.state_topic, part, OFFSET_BEGINNING)])
-            latest: dict[Key, bytes | None] = {}
+            latest: dict[Key, Verified | None] = {}
             deadline = time.monotonic() + 300
             # The position, not the last record's offset: transaction markers occupy offsets too.
             while reader.position([tp])[0].offset < high:
@@ -192,27 +198,28 @@ class Checkpointer:
         finally:
             reader.close()
 
-    def _keep(self, latest: dict[Key, bytes | None], msg: Any, until: int) -> None:
+    def _keep(self, latest: dict[Key, Verified | None], msg: Any, until: int) -> None:
         key = decode_key(msg.key())
         value = msg.value()
         if value is None:
             latest[key] = None
             return
         try:
-            header, _ = read_header(value, self.secret)
+            verified = read_header(value, self.secret)  # authenticated once, unpickled later if kept
         except SnapshotError as exc:
             self._reject(key, str(exc))
             return
-        if int(header.get("offset", -1)) < until:
-            latest[key] = value
+        if int(verified[0].get("offset", -1)) < until:
+            latest[key] = verified
 
-    def _load(self, latest: dict[Key, bytes | None]) -> dict[Key, KeyState]:
+    def _load(self, latest: dict[Key, Verified | None]) -> dict[Key, KeyState]:
         states = {}
-        for key, value in latest.items():
-            if value is None:
+        for key, verified in latest.items():
+            if verified is None:
                 continue
+            header, payload = verified
             try:
-                header, state = open_envelope(value, self.secret)
+                state = load_state(header, payload)
             except SnapshotError as exc:
                 self._reject(key, str(exc))
                 continue

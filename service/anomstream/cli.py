@@ -222,17 +222,8 @@ def _helpers(args: argparse.Namespace, settings: config.Settings, stopped: threa
 
 
 def _printer_consumer(settings: config.Settings) -> Any:
-    from confluent_kafka import Consumer
-
-    conf: dict[str, Any] = dict(settings.kafka.client_config())
-    conf.update(
-        {
-            "group.id": f"anomstream-printer-{uuid.uuid4().hex[:8]}",
-            "auto.offset.reset": "latest",
-            "enable.auto.commit": False,
-        }
-    )
-    return Consumer(conf)
+    group = f"anomstream-printer-{uuid.uuid4().hex[:8]}"
+    return broker.consumer(settings, logger=logs.kafka_logger(), group_id=group, offset_reset="latest")
 
 
 def _demo(args: argparse.Namespace, settings: config.Settings) -> int:

@@ -33,6 +33,12 @@ class Rejection:
     detail: str
 
 
+def describe(exc: ValidationError, limit: int) -> str:
+    """``field.path: message`` for the first ``limit`` errors, for dead letters and rejected rows."""
+    errors = exc.errors(include_url=False, include_input=False)[:limit]
+    return "; ".join(f"{'.'.join(map(str, e['loc'])) or '(root)'}: {e['msg']}" for e in errors)
+
+
 def _classify(exc: ValidationError) -> Rejection:
     errors = exc.errors(include_url=False, include_input=False)
     first = errors[0]
@@ -40,7 +46,7 @@ def _classify(exc: ValidationError) -> Rejection:
         return Rejection("invalid_json", first["msg"])
     if not first["loc"] and first["type"] in ("model_type", "model_attributes_type", "dict_type"):
         return Rejection("not_an_object", "top-level JSON value must be an object")
-    detail = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(root)'}: {e['msg']}" for e in errors[:5])
+    detail = describe(exc, limit=5)
     if any("not finite" in e["msg"] for e in errors):
         return Rejection("non_finite", detail)
     return Rejection("schema_violation", detail)

@@ -109,9 +109,7 @@ class Sink:
 
         Raises ``DeliveryError`` if any record failed: offsets past it must never be committed.
         """
-        if self._errors:
-            errors, self._errors = self._errors, []
-            raise DeliveryError(f"records undelivered; errors: {errors[:5]}")
+        self._raise_failures(0)
         for done in [e for e, n in self._outstanding.items() if n == 0 and e < self._epoch]:
             del self._outstanding[done]
         return all(e > epoch for e in self._outstanding)
@@ -141,6 +139,9 @@ class Sink:
         remaining = self.producer.flush(self.flush_timeout_s)
         while remaining and not self._errors and time.monotonic() < deadline:
             remaining = self.producer.flush(self.flush_timeout_s)
+        self._raise_failures(remaining)
+
+    def _raise_failures(self, remaining: int) -> None:
         if remaining or self._errors:
             errors, self._errors = self._errors, []
             raise DeliveryError(f"{remaining} records undelivered; errors: {errors[:5]}")

@@ -18,7 +18,7 @@ import orjson
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 from pydantic import ValidationError
 
-from anomstream.codec import Rejection, decode_event
+from anomstream.codec import Rejection, decode_event, describe
 from anomstream.config import Settings
 from anomstream.errors import ConfigError
 from anomstream.models import Event, Source
@@ -163,7 +163,7 @@ def to_row(
 
 def _reason(exc: Exception) -> str:
     if isinstance(exc, ValidationError):
-        return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:3])
+        return describe(exc, limit=3)
     return str(exc)
 
 

@@ -150,7 +150,8 @@ class Worker:
             return
         started = time.perf_counter()
         self.counts.consumed += 1
-        source = Source(topic=msg.topic(), partition=msg.partition(), offset=msg.offset())
+        # Coordinates straight from the broker: no need to validate them again, per event.
+        source = Source.model_construct(topic=msg.topic(), partition=msg.partition(), offset=msg.offset())
         raw = msg.value()
         decoded = decode_event(raw, self.cfg.max_message_bytes)
         if isinstance(decoded, Rejection):
@@ -210,8 +211,7 @@ class Worker:
         ]
         if blocking or self.sink.exactly_once:
             self._commit_now(offsets)
-            done = {tp.partition for tp in offsets}
-            self._queued = [(e, [tp for tp in offs if tp.partition not in done]) for e, offs in self._queued]
+            self._unqueue({tp.partition for tp in offsets})  # already committed, newer or equal
         else:
             self._queued.append((self.sink.barrier(), offsets))
         registry.dirty.clear()
@@ -238,6 +238,9 @@ class Worker:
                 self._rejected(exc, offsets)
                 continue
             self._forget(offsets)
+
+    def _unqueue(self, parts: set[int]) -> None:
+        self._queued = [(e, [tp for tp in offs if tp.partition not in parts]) for e, offs in self._queued]
 
     def _rejected(self, exc: Exception, offsets: list[TopicPartition]) -> None:
         # Outputs are delivered; only the offsets were refused. Keep them pending for the next
@@ -304,7 +307,6 @@ class Worker:
             self.pending.pop((self.topics.events, part), None)
             self.metrics.forget_partition(self.topics.events, part)
         self.restoring = [tp for tp in self.restoring if tp.partition not in parts]
-        # A queued barrier must never commit a stale offset over the partition's new owner.
-        self._queued = [(e, [tp for tp in offs if tp.partition not in parts]) for e, offs in self._queued]
+        self._unqueue(parts)  # a queued barrier must never commit over the partition's new owner
         self.assigned -= parts
         self.metrics.assigned.set(len(self.assigned))
