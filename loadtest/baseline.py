@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import time
 
-from anomstream.detectors.catalog import build
-from anomstream.spec import StreamSpec
+from anomstream.detect.catalog import build
+from anomstream.detect.spec import StreamSpec
 from loadtest.generator import Generator
 from loadtest.scenario import DataSpec
 

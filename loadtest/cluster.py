@@ -20,8 +20,8 @@ from typing import Any
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from anomstream import broker
 from anomstream.config import Settings, TopicSettings
+from anomstream.stream import clients as broker
 from loadtest import ROOT
 from loadtest.generator import produced_header
 

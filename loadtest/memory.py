@@ -24,10 +24,10 @@ from typing import Any
 import numpy as np
 import orjson
 
-from anomstream.detectors.registry import Registry
-from anomstream.models import Event, Source
-from anomstream.scorer import Scorer
-from anomstream.spec import DetectorSpecs, StreamSpec
+from anomstream.detect.scorer import Scorer
+from anomstream.detect.spec import DetectorSpecs, StreamSpec
+from anomstream.detect.store import Registry
+from anomstream.wire.records import Event, Source
 from loadtest import ROOT
 from loadtest.generator import START_MS, Generator, entity_id
 from loadtest.process import proc_field_kib, proc_status_kib

@@ -14,12 +14,12 @@ from typing import Any
 
 import numpy as np
 
-from anomstream.codec import decode_event
-from anomstream.detectors.registry import Registry
-from anomstream.evaluation.metrics import precision_recall_f1
-from anomstream.models import Event, Source
-from anomstream.scorer import Scorer
-from anomstream.spec import DetectorSpecs, StreamSpec
+from anomstream.detect.scorer import Scorer
+from anomstream.detect.spec import DetectorSpecs, StreamSpec
+from anomstream.detect.store import Registry
+from anomstream.offline.pointscore import precision_recall_f1
+from anomstream.wire.codec import decode_event
+from anomstream.wire.records import Event, Source
 from loadtest.generator import Generator, Run
 from loadtest.scenario import KINDS, DataSpec, QualitySpec
 

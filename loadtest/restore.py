@@ -18,12 +18,13 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from prometheus_client import CollectorRegistry
 
-from anomstream import broker, logs
-from anomstream.checkpoint import Checkpointer, encode_key, seal
 from anomstream.config import Settings
-from anomstream.detectors.registry import KeyState, Registry
-from anomstream.metrics import Metrics
-from anomstream.spec import StreamSpec
+from anomstream.detect.spec import StreamSpec
+from anomstream.detect.store import KeyState, Registry
+from anomstream.ops import logs
+from anomstream.ops.metrics import Metrics
+from anomstream.stream import clients as broker
+from anomstream.stream.checkpoint import Checkpointer, encode_key, seal
 
 PARTITIONS = 4
 SECRET = b"restore-benchmark"

@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 
 from anomstream.config import TopicSettings
-from anomstream.spec import StreamSpec
+from anomstream.detect.spec import StreamSpec
 from loadtest import cluster, latency, stats
 from loadtest.generator import Generator
 from loadtest.process import WorkerProcess, commit_stats

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from anomstream.spec import StreamSpec
+from anomstream.detect.spec import StreamSpec
 from loadtest import SCENARIOS
 
 KINDS = ("spike", "contextual", "collective")

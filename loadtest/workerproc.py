@@ -22,15 +22,15 @@ from typing import Any
 import orjson
 from prometheus_client import CollectorRegistry
 
-from anomstream import logs
-from anomstream.cli import build_worker
+from anomstream.app import build_worker
 from anomstream.config import Settings
-from anomstream.detectors.registry import Registry
-from anomstream.metrics import Metrics
-from anomstream.models import Event, Source
-from anomstream.scorer import Outcome, Scorer
-from anomstream.spec import DetectorSpecs, StreamSpec
-from anomstream.worker import Worker
+from anomstream.detect.scorer import Outcome, Scorer
+from anomstream.detect.spec import DetectorSpecs, StreamSpec
+from anomstream.detect.store import Registry
+from anomstream.ops import logs
+from anomstream.ops.metrics import Metrics
+from anomstream.stream.worker import Worker
+from anomstream.wire.records import Event, Source
 from loadtest.process import proc_status_kib
 
 _NOTHING = Outcome(score=0.0, threshold=1.0, anomalous=False, warming=False, adapted=False, alert=None)
@@ -204,7 +204,7 @@ def state_sample(registry: Registry, size: int) -> dict[str, Any]:
 
 
 def build(config: dict[str, Any]) -> tuple[Worker, TimedConsumer]:
-    """The real worker, wired by ``anomstream.cli.build_worker`` exactly as ``anomstream run`` does.
+    """The real worker, wired by ``anomstream.app.build_worker`` exactly as ``anomstream run`` does.
 
     Only two parts are swapped: the consumer is wrapped for timing, and with no ``spec`` the scorer is
     a ``NullScorer`` (the ceiling run).

@@ -22,8 +22,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from anomstream.detect.spec import DetectorSpecs, load_specs
 from anomstream.errors import ConfigError
-from anomstream.spec import DetectorSpecs, load_specs
 
 
 class _Section(BaseModel):

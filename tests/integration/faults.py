@@ -14,12 +14,12 @@ from pathlib import Path
 
 from confluent_kafka import Message
 
-from anomstream.codec import encode_event
-from anomstream.demo import DemoConfig, Labelled, generate
-from anomstream.detectors.registry import Registry
-from anomstream.models import Alert, ScoreRecord, Source
-from anomstream.scorer import Scorer
-from anomstream.spec import DetectorSpecs
+from anomstream.detect.scorer import Scorer
+from anomstream.detect.spec import DetectorSpecs
+from anomstream.detect.store import Registry
+from anomstream.ops.demo import DemoConfig, Labelled, generate
+from anomstream.wire.codec import encode_event
+from anomstream.wire.records import Alert, ScoreRecord, Source
 from integration.harness import drain, start_process
 
 Position = tuple[int, int]

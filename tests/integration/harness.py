@@ -22,11 +22,13 @@ from confluent_kafka.admin import AdminClient
 from prometheus_client import CollectorRegistry
 from pydantic import BaseModel, SecretStr
 
-from anomstream import broker, cli, logs
+from anomstream import app
 from anomstream.config import Settings
-from anomstream.metrics import Metrics
-from anomstream.spec import DetectorSpecs
-from anomstream.worker import Worker
+from anomstream.detect.spec import DetectorSpecs
+from anomstream.ops import logs
+from anomstream.ops.metrics import Metrics
+from anomstream.stream import clients as broker
+from anomstream.stream.worker import Worker
 from kafka_fixtures import unique
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -101,7 +103,7 @@ class ThreadedWorker:
 def worker_thread(settings: Settings, specs: DetectorSpecs | None = None) -> Iterator[ThreadedWorker]:
     """Run a real worker (real consumer and producer) in a thread; stop and join it on exit."""
     metrics = Metrics(CollectorRegistry())
-    worker = cli.build_worker(settings, specs or DetectorSpecs(), metrics, logs.get("test-worker"))
+    worker = app.build_worker(settings, specs or DetectorSpecs(), metrics, logs.get("test-worker"))
     errors: list[BaseException] = []
 
     def target() -> None:

@@ -13,8 +13,8 @@ import orjson
 import pytest
 from confluent_kafka import Producer
 
-from anomstream.codec import encode_event
-from anomstream.demo import Labelled
+from anomstream.ops.demo import Labelled
+from anomstream.wire.codec import encode_event
 from integration.faults import produce_paced, read_outputs, reference_scores, stop, stream, wait_for_log
 from integration.harness import drain, env_for, produce, settings_for, start_process, worker_thread
 from kafka_fixtures import Broker

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
 from pathlib import Path
 
 from confluent_kafka import Message
 
-from anomstream import replay
-from anomstream.codec import encode_event
-from anomstream.models import ScoreRecord
-from anomstream.replay import Replayer
-from anomstream.sources import ColumnMap, rows
-from anomstream.specfiles import load_spec
+from anomstream import cli
+from anomstream.detect.specfiles import load_spec
+from anomstream.offline import replay
+from anomstream.offline.replay import Replayer
+from anomstream.offline.sources import ColumnMap, rows
+from anomstream.wire.codec import encode_event
+from anomstream.wire.records import ScoreRecord
 from integration.harness import drain, produce, settings_for, worker_thread
 
 N = 1500
@@ -84,13 +84,11 @@ def test_replay_from_kafka_matches_file_replay(kafka_bootstrap: str, tmp_path: P
         settings.topics.events,
         ((r.event.entity_id.encode(), encode_event(r.event)) for r in file_rows if r.event is not None),
     )
-    parser = argparse.ArgumentParser()
-    replay.add_parser(parser.add_subparsers(dest="command"))
     specs = load_spec("univariate")
     for offset in (0, 1000):
         out = tmp_path / f"from-{offset}.jsonl"
         argv = ["replay", "--from-kafka", settings.topics.events, "--offset", str(offset), "--out", str(out)]
-        assert replay.run(parser.parse_args(argv), specs, settings) == 0
+        assert replay.run(cli.replay_options(cli.build_parser().parse_args(argv)), specs, settings) == 0
         got = [json.loads(line) for line in out.read_text().splitlines()]
         replayer = Replayer(specs)
         expected = [replayer.feed(r).as_dict() for r in file_rows[offset:]]

@@ -9,8 +9,8 @@ from collections.abc import Callable
 
 import orjson
 
-from anomstream.codec import REASONS
-from anomstream.models import DeadLetter, ScoreRecord
+from anomstream.wire.codec import REASONS
+from anomstream.wire.records import DeadLetter, ScoreRecord
 from integration.harness import drain, produce, settings_for, worker_thread
 
 MAX_BYTES = 4096

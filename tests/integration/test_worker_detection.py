@@ -6,9 +6,9 @@ import itertools
 
 from confluent_kafka import Message
 
-from anomstream.codec import encode_event
-from anomstream.demo import DemoConfig, generate
-from anomstream.models import Alert, ScoreRecord
+from anomstream.ops.demo import DemoConfig, generate
+from anomstream.wire.codec import encode_event
+from anomstream.wire.records import Alert, ScoreRecord
 from integration.harness import drain, produce, settings_for, worker_thread
 
 EVENTS_PER_ENTITY = 1500

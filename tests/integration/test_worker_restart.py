@@ -8,9 +8,9 @@ from pathlib import Path
 
 from confluent_kafka import Message
 
-from anomstream.codec import encode_event
-from anomstream.demo import DemoConfig, generate
-from anomstream.models import Alert, ScoreRecord
+from anomstream.ops.demo import DemoConfig, generate
+from anomstream.wire.codec import encode_event
+from anomstream.wire.records import Alert, ScoreRecord
 from integration.harness import committed, drain, end_offsets, env_for, produce, settings_for, start_process
 
 TOTAL = 30_000

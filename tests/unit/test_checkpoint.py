@@ -12,10 +12,10 @@ from pathlib import Path
 import orjson
 import pytest
 
-from anomstream import checkpoint
-from anomstream.detectors.registry import KeyState
+from anomstream.detect.spec import StreamSpec
+from anomstream.detect.store import KeyState
 from anomstream.errors import SnapshotError
-from anomstream.spec import StreamSpec
+from anomstream.stream import checkpoint
 
 KEY = b"test-secret"
 

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from anomstream import codec
-from anomstream.codec import Rejection, decode_event, encode_event
-from anomstream.models import Event, Source
+from anomstream.wire import codec
+from anomstream.wire.codec import Rejection, decode_event, encode_event
+from anomstream.wire.records import Event, Source
 
 MAX = 10_000
 SOURCE = Source(topic="events", partition=3, offset=42)

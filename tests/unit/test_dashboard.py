@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
-from anomstream.metrics import Metrics
+from anomstream.ops.metrics import Metrics
 from prometheus_fixtures import (
     DASHBOARD,
     RECORDING_RULES,

@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from anomstream.deadletters import DeadLetterBrake, DeadLetterPolicy
 from anomstream.errors import AnomstreamError, DeadLetterLimitError
+from anomstream.stream.deadletters import DeadLetterBrake, DeadLetterPolicy
 
 
 def test_ratio_limit_waits_for_a_full_window() -> None:

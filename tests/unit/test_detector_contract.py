@@ -12,8 +12,8 @@ import random
 
 import pytest
 
-from anomstream.detectors.base import Detector, Features, score_to_z, z_to_score
-from anomstream.detectors.catalog import CATALOG
+from anomstream.detect.catalog import CATALOG
+from anomstream.detect.detector import Detector, Features, score_to_z, z_to_score
 
 NAMES = sorted(CATALOG)
 N_LEARN = 300

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import random
@@ -11,10 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from anomstream import cli, evaluate
+from anomstream import cli
+from anomstream.detect.spec import DetectorSpecs
 from anomstream.errors import ConfigError
-from anomstream.evaluation import metrics, nab
-from anomstream.spec import DetectorSpecs
+from anomstream.offline import evaluate, nab
+from anomstream.offline import pointscore as metrics
 
 NAB_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "datasets" / "nab"
 WINDOWS = NAB_DIR / "labels" / "combined_windows.json"
@@ -38,8 +38,8 @@ def labelled_csv(path: Path) -> Path:
     return path
 
 
-def parse(*argv: str) -> argparse.Namespace:
-    return cli.build_parser().parse_args(["evaluate", *argv])
+def parse(*argv: str) -> evaluate.EvaluateOptions:
+    return cli.evaluate_options(cli.build_parser().parse_args(["evaluate", *argv]))
 
 
 def test_label_column_metrics_are_wired_to_the_point_metrics(tmp_path: Path) -> None:

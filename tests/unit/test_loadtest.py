@@ -23,8 +23,8 @@ from loadtest.generator import (  # noqa: E402
 )
 from loadtest.scenario import KINDS, DataSpec  # noqa: E402
 
-from anomstream.codec import decode_event  # noqa: E402
-from anomstream.models import Event  # noqa: E402
+from anomstream.wire.codec import decode_event  # noqa: E402
+from anomstream.wire.records import Event  # noqa: E402
 
 
 def _steps(gen: Generator, n: int) -> list[list[object]]:

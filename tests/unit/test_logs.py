@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 import structlog
 
-from anomstream import logs
+from anomstream.ops import logs
 
 
 @pytest.fixture(autouse=True)

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from anomstream.evaluation.nab import (
+from anomstream.offline.nab import (
     PROFILES,
     CostProfile,
     Series,
@@ -24,7 +24,7 @@ from anomstream.evaluation.nab import (
     score_alarms,
     score_series,
 )
-from anomstream.evaluation.nab_sweep import SweepPoints, threshold_table
+from anomstream.offline.nab_sweep import SweepPoints, threshold_table
 
 NAB_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "datasets" / "nab"
 STANDARD = PROFILES["standard"]

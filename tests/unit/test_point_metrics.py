@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from anomstream.evaluation.metrics import (
+from anomstream.offline.pointscore import (
     confusion,
     labels_from_windows,
     pr_auc,

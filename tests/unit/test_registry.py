@@ -6,8 +6,8 @@ import pickle
 
 import pytest
 
-from anomstream.detectors.registry import Key, KeyState, Registry
-from anomstream.spec import StreamSpec
+from anomstream.detect.spec import StreamSpec
+from anomstream.detect.store import Key, KeyState, Registry
 
 SPEC = StreamSpec(detector="zscore", warmup=5)
 

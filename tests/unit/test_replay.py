@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import json
@@ -12,14 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from anomstream import cli, replay
+from anomstream import cli
+from anomstream.detect.scorer import alert_id
+from anomstream.detect.spec import DetectorSpecs
 from anomstream.errors import ConfigError
-from anomstream.models import Source
-from anomstream.outputs import Progress
-from anomstream.replay import Replayer, Verdict, replay_files
-from anomstream.scorer import alert_id
-from anomstream.sources import ColumnMap, rows
-from anomstream.spec import DetectorSpecs
+from anomstream.offline import replay
+from anomstream.offline.outputs import Progress
+from anomstream.offline.replay import Replayer, Verdict, replay_files
+from anomstream.offline.sources import ColumnMap, rows
+from anomstream.wire.records import Source
 
 SPECS = DetectorSpecs.model_validate({"streams": {"default": {"detector": "zscore", "warmup": 20}}})
 SPIKE_ROW = 150
@@ -36,8 +36,8 @@ def nab_csv(path: Path, n: int = 200, spike_at: int | None = SPIKE_ROW) -> Path:
     return path
 
 
-def parse(*argv: str) -> argparse.Namespace:
-    return cli.build_parser().parse_args(["replay", *argv])
+def parse(*argv: str) -> replay.ReplayOptions:
+    return cli.replay_options(cli.build_parser().parse_args(["replay", *argv]))
 
 
 def run_file(path: Path, specs: DetectorSpecs = SPECS, **cmap: object) -> list[Verdict]:

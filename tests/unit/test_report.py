@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import base64
 import os
 import random
@@ -14,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from anomstream import evaluate
-from anomstream.spec import DetectorSpecs
+from anomstream import cli
+from anomstream.detect.spec import DetectorSpecs
+from anomstream.offline import evaluate
 
 pytest.importorskip("matplotlib", reason="the report needs the 'report' extra (matplotlib)")
 
@@ -36,15 +36,14 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
         )
     data = folder / "svc.csv"
     data.write_text("\n".join(lines) + "\n")
-    parser = argparse.ArgumentParser()
-    evaluate.add_parser(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["evaluate", str(data), "--label-col", "label", "--report", str(folder / "out")])
+    argv = ["evaluate", str(data), "--label-col", "label", "--report", str(folder / "out")]
+    args = cli.evaluate_options(cli.build_parser().parse_args(argv))
     results = [
         evaluate.evaluate(n, s, evaluate.discover(args.paths), args, None) for n, s in [("zscore", SPECS)]
     ]
     ewma = DetectorSpecs.model_validate({"streams": {"default": {"detector": "ewma", "warmup": 20}}})
     results.append(evaluate.evaluate("ewma", ewma, evaluate.discover(args.paths), args, None))
-    from anomstream.report import write_report
+    from anomstream.offline.report import write_report
 
     return write_report(folder / "out", results)
 

@@ -15,11 +15,12 @@ from typing import Any
 import orjson
 import pytest
 
-from anomstream import codec, demo, schemas
-from anomstream.detectors.registry import Registry
-from anomstream.models import WIRE_MODELS, Alert, Event, Feedback, Source
-from anomstream.scorer import Scorer
-from anomstream.spec import DetectorSpecs, LifecycleSpec, StreamSpec
+from anomstream.detect.scorer import Scorer
+from anomstream.detect.spec import DetectorSpecs, LifecycleSpec, StreamSpec
+from anomstream.detect.store import Registry
+from anomstream.ops import demo
+from anomstream.wire import codec, schemas
+from anomstream.wire.records import WIRE_MODELS, Alert, Event, Feedback, Source
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_DIR = ROOT / "schemas"
@@ -32,7 +33,7 @@ def test_committed_schema_matches_model(name: str) -> None:
     expected = schemas.dumps(schemas.render(name))
     assert path.exists(), f"{path.relative_to(ROOT)} is missing: run `make schemas` and commit the result"
     assert path.read_bytes() == expected, (
-        f"{path.relative_to(ROOT)} is out of date with anomstream.models: run `make schemas` and commit it"
+        f"{path.relative_to(ROOT)} is out of date with the wire records: run `make schemas` and commit it"
     )
 
 

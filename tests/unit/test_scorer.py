@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from anomstream.detectors.catalog import CATALOG
-from anomstream.detectors.registry import KeyState, Registry
-from anomstream.models import Event, Source
-from anomstream.scorer import Outcome, Scorer, alert_id
-from anomstream.spec import DetectorSpecs, LifecycleSpec, StreamSpec
+from anomstream.detect.catalog import CATALOG
+from anomstream.detect.scorer import Outcome, Scorer, alert_id
+from anomstream.detect.spec import DetectorSpecs, LifecycleSpec, StreamSpec
+from anomstream.detect.store import KeyState, Registry
+from anomstream.wire.records import Event, Source
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 STATISTICAL = ["zscore", "robust", "ewma"]

@@ -7,11 +7,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from anomstream.detectors.registry import Registry
-from anomstream.models import Event, Source
-from anomstream.scorer import Scorer
-from anomstream.spec import DetectorSpecs, LifecycleSpec, StreamSpec, ThresholdSpec
-from anomstream.thresholds import MAX_THRESHOLD, MIN_QUANTILE_SAMPLES, Lifecycle, Threshold, severity
+from anomstream.detect.scorer import Scorer
+from anomstream.detect.spec import DetectorSpecs, LifecycleSpec, StreamSpec, ThresholdSpec
+from anomstream.detect.store import Registry
+from anomstream.detect.thresholds import MAX_THRESHOLD, MIN_QUANTILE_SAMPLES, Lifecycle, Threshold, severity
+from anomstream.wire.records import Event, Source
 
 # -- Threshold ----------------------------------------------------------------------------------------
 

@@ -8,15 +8,15 @@ import orjson
 import pytest
 from prometheus_client import CollectorRegistry
 
-from anomstream import logs
 from anomstream.config import TopicSettings, WorkerSettings
-from anomstream.detectors.registry import Registry
+from anomstream.detect.scorer import Scorer
+from anomstream.detect.spec import DetectorSpecs
+from anomstream.detect.store import Registry
 from anomstream.errors import DeadLetterLimitError, DeliveryError
-from anomstream.metrics import Metrics
-from anomstream.scorer import Scorer
-from anomstream.sink import Sink
-from anomstream.spec import DetectorSpecs
-from anomstream.worker import Worker
+from anomstream.ops import logs
+from anomstream.ops.metrics import Metrics
+from anomstream.stream.producer import Sink
+from anomstream.stream.worker import Worker
 from unit.fakes import FakeConsumer, FakeMessage, FakeProducer
 
 TOPICS = TopicSettings(events="in", alerts="out", dlq="dlq", scores="scores")

@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from anomstream.backtest import SeriesRun
 from anomstream.errors import ConfigError
+from anomstream.offline.backtest import SeriesRun
 
 FloatArray = npt.NDArray[np.float64]
 

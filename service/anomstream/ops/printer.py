@@ -7,7 +7,7 @@ from typing import Any, TextIO
 
 from pydantic import ValidationError
 
-from anomstream.models import Alert
+from anomstream.wire.records import Alert
 
 
 def format_alert(alert: Alert) -> str:

@@ -1,7 +1,7 @@
 """Numenta Anomaly Benchmark (NAB v1.1) scoring: cost profiles, per-file raw scores, corpus scores.
 
 Follows NAB's ``Sweeper``, ``optimizeThreshold`` and ``Runner.normalize``; row-level rules are in
-:mod:`anomstream.evaluation.nab_sweep`.
+:mod:`anomstream.offline.nab_sweep`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from anomstream.evaluation.nab_sweep import SweepPoints, concat, sweep_points, threshold_table
+from anomstream.offline.nab_sweep import SweepPoints, concat, sweep_points, threshold_table
 
 Timestamp = datetime | np.datetime64
 

@@ -10,10 +10,10 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from anomstream.detectors.base import Detector
-from anomstream.detectors.catalog import build
-from anomstream.spec import StreamSpec
-from anomstream.thresholds import Lifecycle, Threshold
+from anomstream.detect.catalog import build
+from anomstream.detect.detector import Detector
+from anomstream.detect.spec import StreamSpec
+from anomstream.detect.thresholds import Lifecycle, Threshold
 
 Key = tuple[str, str]
 Clock = Callable[[], float]
@@ -69,7 +69,7 @@ class Registry:
 
     Examples
     --------
-    >>> from anomstream.spec import StreamSpec
+    >>> from anomstream.detect.spec import StreamSpec
     >>> reg = Registry(max_keys=2, ttl_s=60, clock=lambda: 0.0)
     >>> for entity in ("a", "b", "c"):
     ...     _ = reg.get(("default", entity), StreamSpec(), partition=0)

@@ -18,9 +18,9 @@ from typing import Any
 import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-from anomstream.detectors.registry import Key, KeyState, Registry
+from anomstream.detect.store import Key, KeyState, Registry
 from anomstream.errors import SnapshotError
-from anomstream.metrics import Metrics
+from anomstream.ops.metrics import Metrics
 
 FORMAT = 1
 RIVER_VERSION = version("river")
@@ -46,7 +46,7 @@ def seal(state: KeyState, secret: bytes) -> bytes:
 
     Examples
     --------
-    >>> from anomstream.spec import StreamSpec
+    >>> from anomstream.detect.spec import StreamSpec
     >>> st = KeyState(StreamSpec(), partition=0, now=0.0)
     >>> opened = open_envelope(seal(st, b"k"), b"k")
     >>> opened[0]["format"], type(opened[1]).__name__

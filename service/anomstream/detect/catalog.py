@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import inspect
 
-from anomstream.detectors.base import Detector
-from anomstream.detectors.hst import HST
-from anomstream.detectors.statistical import EWMA, Robust, ZScore
+from anomstream.detect.detector import Detector
+from anomstream.detect.hst import HST
+from anomstream.detect.spec import DetectorSpecs, StreamSpec
+from anomstream.detect.statistical import EWMA, Robust, ZScore
 from anomstream.errors import ConfigError
-from anomstream.spec import DetectorSpecs, StreamSpec
 
 CATALOG: dict[str, type[Detector]] = {cls.name: cls for cls in (ZScore, Robust, EWMA, HST)}
 

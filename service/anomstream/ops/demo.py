@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from anomstream.models import Event
+from anomstream.wire.records import Event
 
 # (feature, level, daily amplitude, noise σ) per entity kind
 PROFILES: dict[str, tuple[tuple[str, float, float, float], ...]] = {

@@ -13,14 +13,14 @@ from typing import Any, Protocol
 
 from confluent_kafka import KafkaError, TopicPartition
 
-from anomstream.codec import Rejection, dead_letter, decode_event, encode
 from anomstream.config import TopicSettings, WorkerSettings
-from anomstream.deadletters import DeadLetterBrake, DeadLetterPolicy
+from anomstream.detect.scorer import Scorer, score_record
 from anomstream.errors import BrokerError, CommitRejectedError, DeliveryError
-from anomstream.metrics import Metrics
-from anomstream.models import Alert, Source
-from anomstream.scorer import Scorer, score_record
-from anomstream.sink import Sink
+from anomstream.ops.metrics import Metrics
+from anomstream.stream.deadletters import DeadLetterBrake, DeadLetterPolicy
+from anomstream.stream.producer import Sink
+from anomstream.wire.codec import Rejection, dead_letter, decode_event, encode
+from anomstream.wire.records import Alert, Source
 
 Clock = Callable[[], float]
 

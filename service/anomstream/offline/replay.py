@@ -5,7 +5,6 @@ Writes one verdict row per input row: score, threshold, decision, alert status a
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import math
 import sys
@@ -13,15 +12,16 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from anomstream import config
 from anomstream.config import Settings
-from anomstream.detectors.base import Band
-from anomstream.detectors.registry import Registry
-from anomstream.models import Event
-from anomstream.outputs import Progress, open_writer
-from anomstream.scorer import Outcome, Scorer, features
-from anomstream.sources import ColumnMap, Row, count_rows, kafka_rows, rows
-from anomstream.spec import DetectorSpecs
-from anomstream.specfiles import add_spec_options, chosen_specs
+from anomstream.detect.detector import Band
+from anomstream.detect.scorer import Outcome, Scorer, features
+from anomstream.detect.spec import DetectorSpecs
+from anomstream.detect.specfiles import SpecChoice, chosen_specs
+from anomstream.detect.store import Registry
+from anomstream.offline.outputs import Progress, open_writer
+from anomstream.offline.sources import ColumnMap, Row, count_rows, kafka_rows, rows
+from anomstream.wire.records import Event
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -95,7 +95,7 @@ class Replayer:
 
     Examples
     --------
-    >>> from anomstream.models import Source
+    >>> from anomstream.wire.records import Source
     >>> rep = Replayer(DetectorSpecs())
     >>> row = Row(Source(topic="f.csv", partition=0, offset=0), "0", Event(
     ...     entity_id="a", timestamp=0, values={"x": 1.0}))
@@ -140,47 +140,35 @@ def replay_files(
             progress.close()
 
 
-def add_column_options(parser: argparse.ArgumentParser) -> None:
-    """Column-mapping options shared by ``replay`` and ``evaluate``."""
-    parser.add_argument("--entity-col", help="entity id column (default: entity_id, else file stem)")
-    parser.add_argument("--timestamp-col", default="timestamp", help="timestamp column")
-    parser.add_argument("--value-cols", help="comma-separated value columns (default: all other)")
-    parser.add_argument("--stream", help="stream of every event (default: the record's, else default)")
-    parser.add_argument("--label-col", help="per-row 0/1 label column (excluded from values)")
+@dataclasses.dataclass(frozen=True, slots=True)
+class ReplayOptions:
+    """What ``anomstream replay`` reads, how it maps columns, and where it writes."""
+
+    files: tuple[Path, ...] = ()
+    out: Path | None = None
+    bands: bool = False
+    from_kafka: str | None = None
+    offset: int = 0
+    partition: int | None = None
+    columns: ColumnMap = dataclasses.field(default_factory=ColumnMap)
+    label_col: str | None = None
+    choice: SpecChoice = dataclasses.field(default_factory=SpecChoice)
 
 
-def column_map(args: argparse.Namespace) -> ColumnMap:
-    """The ``ColumnMap`` from the column options."""
-    cols = tuple(c.strip() for c in (args.value_cols or "").split(",") if c.strip())
-    return ColumnMap(args.entity_col, args.timestamp_col, cols, args.stream)
-
-
-def add_parser(subparsers: Any) -> None:
-    """Register ``anomstream replay``."""
-    p = subparsers.add_parser("replay", help="score files (or a topic) offline through the live scorer")
-    p.add_argument("files", nargs="*", type=Path, help="CSV, JSONL or Parquet files")
-    p.add_argument("--out", type=Path, help="output .csv or .jsonl (default: CSV on stdout)")
-    p.add_argument("--bands", action="store_true", help="record every row's expected band (slower)")
-    p.add_argument("--from-kafka", metavar="TOPIC", help="replay a topic instead of files")
-    p.add_argument("--offset", type=int, default=0, help="with --from-kafka: first offset (all partitions)")
-    p.add_argument("--partition", type=int, help="with --from-kafka: only this partition")
-    add_column_options(p)
-    add_spec_options(p)
-
-
-def run(args: argparse.Namespace, specs: DetectorSpecs, settings: Settings | None = None) -> int:
+def run(opts: ReplayOptions, specs: DetectorSpecs, settings: Settings | None = None) -> int:
     """Run ``anomstream replay``; returns the exit code."""
-    name, chosen = chosen_specs(args, specs)[0]
-    replayer = Replayer(chosen, bands=args.bands)
-    if args.from_kafka:
-        verdicts: Iterable[Verdict] = map(replayer.feed, _topic_rows(args, settings))
-    elif args.files:
-        verdicts = replay_files(args.files, column_map(args), replayer, args.label_col)
+    name, chosen = chosen_specs(opts.choice, specs)[0]
+    replayer = Replayer(chosen, bands=opts.bands)
+    if opts.from_kafka:
+        rows_in = kafka_rows(settings or config.load()[0], opts.from_kafka, opts.offset, opts.partition)
+        verdicts: Iterable[Verdict] = map(replayer.feed, rows_in)
+    elif opts.files:
+        verdicts = replay_files(opts.files, opts.columns, replayer, opts.label_col)
     else:
         print("anomstream replay: give FILE... or --from-kafka TOPIC", file=sys.stderr)
         return 2
     counts = {"rows": 0, "rejected": 0, "alarms": 0}
-    with open_writer(args.out) as write:
+    with open_writer(opts.out) as write:
         for verdict in verdicts:
             write(verdict.as_dict())
             counts["rows"] += 1
@@ -189,11 +177,3 @@ def run(args: argparse.Namespace, specs: DetectorSpecs, settings: Settings | Non
     summary = ", ".join(f"{v} {k}" for k, v in counts.items())
     print(f"replayed with {name}: {summary}", file=sys.stderr)
     return 0
-
-
-def _topic_rows(args: argparse.Namespace, settings: Settings | None) -> Iterator[Row]:
-    if settings is None:
-        from anomstream import config
-
-        settings = config.load()[0]
-    return kafka_rows(settings, args.from_kafka, args.offset, args.partition)

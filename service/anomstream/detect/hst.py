@@ -11,7 +11,7 @@ from typing import Any
 
 from river import anomaly, preprocessing, stats
 
-from anomstream.detectors.base import Band, Detector, Explanation, Features, shares, z_to_score
+from anomstream.detect.detector import Band, Detector, Explanation, Features, shares, z_to_score
 
 
 class HST(Detector):

@@ -10,8 +10,8 @@ from typing import Any
 
 from river import stats
 
-from anomstream.models import Severity, Status
-from anomstream.spec import LifecycleSpec, ThresholdSpec
+from anomstream.detect.spec import LifecycleSpec, ThresholdSpec
+from anomstream.wire.records import Severity, Status
 
 # Below this many normal scores a high quantile is mostly noise; the floor alone decides until then.
 MIN_QUANTILE_SAMPLES = 50

@@ -12,10 +12,10 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
-from anomstream.detectors.registry import KeyState, Registry
-from anomstream.models import Alert, Event, Expected, ScoreRecord, Source, Status
-from anomstream.spec import DetectorSpecs, StreamSpec
-from anomstream.thresholds import severity
+from anomstream.detect.spec import DetectorSpecs, StreamSpec
+from anomstream.detect.store import KeyState, Registry
+from anomstream.detect.thresholds import severity
+from anomstream.wire.records import Alert, Event, Expected, ScoreRecord, Source, Status
 
 _ALERT_NS = uuid.UUID("6f1c3a52-8d4e-4b8a-9a57-2f0e5d7c1b90")
 

@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from anomstream import __version__
-from anomstream.evaluation.nab import PROFILES
+from anomstream.offline.nab import PROFILES
 
 if TYPE_CHECKING:
-    from anomstream.evaluate import Evaluation
+    from anomstream.offline.evaluate import Evaluation
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 24px; color: #222; max-width: 1340px; }
@@ -64,7 +64,7 @@ def detector_table(results: Sequence[Evaluation]) -> str:
 
 def file_table(result: Evaluation) -> str:
     """Per-file table of one detector: windows caught by alarms, false alarms, AUCs, NAB raw score."""
-    from anomstream.backtest import point_metrics
+    from anomstream.offline.backtest import point_metrics
 
     nab_files = {f.name: f for f in result.nab["standard"].optimised.files}
     head = ["series", "rows", "windows", "alarmed", "alarms", "false alarms", "ROC-AUC", "PR-AUC"]
@@ -88,7 +88,7 @@ def _slug(name: str) -> str:
 
 
 def _figures(results: Sequence[Evaluation]) -> tuple[dict[str, bytes], list[tuple[str, bytes]]]:
-    from anomstream import report_plots as plots
+    from anomstream.offline import plots
 
     named = [(r.name, r.runs) for r in results]
     figures = {

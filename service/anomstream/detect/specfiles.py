@@ -2,24 +2,24 @@
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import importlib.resources
 from pathlib import Path
 
-from anomstream.detectors.catalog import CATALOG, validate
+from anomstream.detect.catalog import CATALOG, validate
+from anomstream.detect.spec import DetectorSpecs, StreamSpec, load_specs
 from anomstream.errors import ConfigError
-from anomstream.spec import DetectorSpecs, StreamSpec, load_specs
 
 
 def shipped() -> list[str]:
-    """Names of the spec files shipped in ``anomstream/specs`` (e.g. ``univariate``).
+    """Names of the spec files shipped in ``anomstream/detect/specs`` (e.g. ``univariate``).
 
     Examples
     --------
     >>> "univariate" in shipped()
     True
     """
-    folder = importlib.resources.files("anomstream") / "specs"
+    folder = importlib.resources.files("anomstream.detect") / "specs"
     return sorted(p.name.removesuffix(".toml") for p in folder.iterdir() if p.name.endswith(".toml"))
 
 
@@ -35,7 +35,7 @@ def load_spec(ref: str) -> DetectorSpecs:
     if path.is_file():
         specs = load_specs(path)
     elif ref in shipped():
-        resource = importlib.resources.files("anomstream") / "specs" / f"{ref}.toml"
+        resource = importlib.resources.files("anomstream.detect") / "specs" / f"{ref}.toml"
         with importlib.resources.as_file(resource) as found:
             specs = load_specs(found)
     else:
@@ -52,31 +52,27 @@ def with_detector(specs: DetectorSpecs, stream: str, detector: str) -> DetectorS
     return DetectorSpecs(streams=streams)
 
 
-def add_spec_options(parser: argparse.ArgumentParser, *, all_detectors: bool = False) -> None:
-    """``--spec`` and ``--detector`` (and ``--all-detectors`` for evaluate)."""
-    parser.add_argument(
-        "--spec", help=f"TOML detector spec file, or a shipped spec name ({', '.join(shipped())})"
-    )
-    parser.add_argument(
-        "--detector", choices=sorted(CATALOG), help="score with this catalog detector at default params"
-    )
-    if all_detectors:
-        parser.add_argument(
-            "--all-detectors", action="store_true", help="evaluate every catalog detector in turn"
-        )
+@dataclasses.dataclass(frozen=True, slots=True)
+class SpecChoice:
+    """Which spec set(s) to score with: a spec file or shipped name, one detector, or every detector."""
+
+    spec: str | None = None
+    detector: str | None = None
+    all_detectors: bool = False
+    stream: str | None = None
 
 
-def chosen_specs(args: argparse.Namespace, specs: DetectorSpecs) -> list[tuple[str, DetectorSpecs]]:
-    """The named spec sets the options select, in order (several only with ``--all-detectors``).
+def chosen_specs(choice: SpecChoice, specs: DetectorSpecs) -> list[tuple[str, DetectorSpecs]]:
+    """The named spec sets ``choice`` selects, in order (several only with ``all_detectors``).
 
-    ``specs`` (the service's configured specs) apply unless ``--spec`` replaces them.
+    ``specs`` (the service's configured specs) apply unless ``choice.spec`` replaces them.
     """
-    stream = getattr(args, "stream", None) or "default"
-    base = load_spec(args.spec) if args.spec else specs
-    base_name = Path(args.spec).stem if args.spec else "configured"
-    if getattr(args, "all_detectors", False):
+    stream = choice.stream or "default"
+    base = load_spec(choice.spec) if choice.spec else specs
+    base_name = Path(choice.spec).stem if choice.spec else "configured"
+    if choice.all_detectors:
         chosen = [(name, with_detector(base, stream, name)) for name in CATALOG]
-        return [(base_name, base), *chosen] if args.spec else chosen
-    if args.detector:
-        return [(args.detector, with_detector(base, stream, args.detector))]
+        return [(base_name, base), *chosen] if choice.spec else chosen
+    if choice.detector:
+        return [(choice.detector, with_detector(base, stream, choice.detector))]
     return [(f"{base_name} ({base.for_stream(stream).detector})", base)]

@@ -12,7 +12,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, ProcessCollector
 
-from anomstream.codec import REASONS
+from anomstream.wire.codec import REASONS
 
 SNAPSHOT_REJECTIONS = (
     "not_a_snapshot",

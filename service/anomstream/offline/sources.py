@@ -18,10 +18,10 @@ import orjson
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 from pydantic import ValidationError
 
-from anomstream.codec import Rejection, decode_event, describe
 from anomstream.config import Settings
 from anomstream.errors import ConfigError
-from anomstream.models import Event, Source
+from anomstream.wire.codec import Rejection, decode_event, describe
+from anomstream.wire.records import Event, Source
 
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".parquet": "parquet"}
 _TRUE = {"1", "1.0", "true", "yes", "y", "t"}

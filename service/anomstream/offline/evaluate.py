@@ -5,7 +5,6 @@ Labels come per row (``--label-col``) or as NAB windows (``--labels combined_win
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import math
@@ -14,7 +13,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from anomstream.backtest import (
+from anomstream.detect.spec import DetectorSpecs
+from anomstream.detect.specfiles import SpecChoice, chosen_specs
+from anomstream.errors import ConfigError
+from anomstream.offline.backtest import (
     NabScores,
     PointMetrics,
     SeriesRun,
@@ -23,12 +25,9 @@ from anomstream.backtest import (
     point_metrics,
     series_runs,
 )
-from anomstream.errors import ConfigError
-from anomstream.evaluation.nab import PROFILES, load_windows
-from anomstream.replay import Replayer, add_column_options, column_map, replay_files
-from anomstream.sources import FORMATS
-from anomstream.spec import DetectorSpecs
-from anomstream.specfiles import add_spec_options, chosen_specs
+from anomstream.offline.nab import PROFILES, load_windows
+from anomstream.offline.replay import Replayer, replay_files
+from anomstream.offline.sources import FORMATS, ColumnMap
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,12 +75,12 @@ def evaluate(
     name: str,
     specs: DetectorSpecs,
     files: Sequence[tuple[str, Path]],
-    args: argparse.Namespace,
+    args: EvaluateOptions,
     labels: dict[str, Windows] | None,
 ) -> Evaluation:
     """Replay every file with ``specs`` and score the result."""
-    replayer = Replayer(specs, bands=bool(getattr(args, "report", None)))
-    cmap = column_map(args)
+    replayer = Replayer(specs, bands=args.report is not None)
+    cmap = args.columns
     runs: list[SeriesRun] = []
     rejected = 0
     for key, path in files:
@@ -93,21 +92,21 @@ def evaluate(
     return Evaluation(name, runs, rejected, point_metrics(runs), nab_scores(runs))
 
 
-def add_parser(subparsers: Any) -> None:
-    """Register ``anomstream evaluate``."""
-    p = subparsers.add_parser("evaluate", help="backtest a detector on labelled files (metrics + NAB)")
-    p.add_argument("paths", nargs="+", type=Path, help="labelled files, or folders searched recursively")
-    p.add_argument("--labels", type=Path, help="NAB windows JSON (e.g. combined_windows.json)")
-    p.add_argument(
-        "--format", choices=("text", "json", "nab"), default="text", help="nab: also write results"
-    )
-    p.add_argument("--out", type=Path, help="with --format nab: NAB results folder")
-    p.add_argument("--report", type=Path, help="write an HTML report (and PNGs) into this folder")
-    add_column_options(p)
-    add_spec_options(p, all_detectors=True)
+@dataclasses.dataclass(frozen=True, slots=True)
+class EvaluateOptions:
+    """What ``anomstream evaluate`` scores, against which labels, and how it reports."""
+
+    paths: tuple[Path, ...] = ()
+    labels: Path | None = None
+    format: str = "text"
+    out: Path | None = None
+    report: Path | None = None
+    columns: ColumnMap = dataclasses.field(default_factory=ColumnMap)
+    label_col: str | None = None
+    choice: SpecChoice = dataclasses.field(default_factory=SpecChoice)
 
 
-def run(args: argparse.Namespace, specs: DetectorSpecs) -> int:
+def run(args: EvaluateOptions, specs: DetectorSpecs) -> int:
     """Run ``anomstream evaluate``; returns the exit code."""
     if (args.labels is None) == (args.label_col is None):
         print(
@@ -123,8 +122,10 @@ def run(args: argparse.Namespace, specs: DetectorSpecs) -> int:
     if not files:
         print("anomstream evaluate: no CSV, JSONL or Parquet file found", file=sys.stderr)
         return 2
-    results = [evaluate(name, chosen, files, args, labels) for name, chosen in chosen_specs(args, specs)]
-    if args.format == "nab":
+    results = [
+        evaluate(name, chosen, files, args, labels) for name, chosen in chosen_specs(args.choice, specs)
+    ]
+    if args.format == "nab" and args.out is not None:  # checked above; narrows the type
         for result in results:
             folder = "anomstream" if len(results) == 1 else f"anomstream-{result.name}"
             written = write_nab_results(args.out, folder, result.runs)
@@ -135,7 +136,7 @@ def run(args: argparse.Namespace, specs: DetectorSpecs) -> int:
     else:
         print_results(results, sys.stdout)
     if args.report:
-        from anomstream.report import write_report
+        from anomstream.offline.report import write_report
 
         print(f"report: {write_report(args.report, results)}", file=sys.stderr)
     return 0

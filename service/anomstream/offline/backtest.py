@@ -13,8 +13,9 @@ from datetime import UTC, datetime
 import numpy as np
 import numpy.typing as npt
 
-from anomstream.evaluation import metrics, nab
-from anomstream.replay import Verdict
+from anomstream.offline import nab
+from anomstream.offline import pointscore as metrics
+from anomstream.offline.replay import Verdict
 
 Windows = list[tuple[datetime, datetime]]
 FloatArray = npt.NDArray[np.float64]

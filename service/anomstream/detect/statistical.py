@@ -12,7 +12,7 @@ from typing import Any
 
 from river import stats
 
-from anomstream.detectors.base import Band, Detector, Explanation, Features, shares, z_to_score
+from anomstream.detect.detector import Band, Detector, Explanation, Features, shares, z_to_score
 
 # Gaussian IQR = 1.349 σ: converts the robust spread to standard units.
 _IQR_TO_SIGMA = 1.349

@@ -13,7 +13,7 @@ from typing import Final
 import orjson
 from pydantic import BaseModel, ValidationError
 
-from anomstream.models import DeadLetter, Event, Source
+from anomstream.wire.records import DeadLetter, Event, Source
 
 REASONS: Final = (
     "empty",

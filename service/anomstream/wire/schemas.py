@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from anomstream.models import WIRE_MODELS
+from anomstream.wire.records import WIRE_MODELS
 
 BASE_URI = "https://anomstream.dev/schemas/"
 

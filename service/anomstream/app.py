@@ -1,0 +1,246 @@
+"""The composition root: the one place that wires parts together (worker, replayer, the run command).
+
+The CLI, the integration tests and the load test build every worker through ``build_worker``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import signal
+import sys
+import threading
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from anomstream import __version__, config
+from anomstream.detect.scorer import Scorer
+from anomstream.detect.spec import DetectorSpecs
+from anomstream.detect.store import Registry
+from anomstream.offline.replay import Replayer
+from anomstream.ops import demo, logs, printer
+from anomstream.ops.endpoint import Endpoint
+from anomstream.ops.metrics import Metrics
+from anomstream.ops.supervisor import Supervisor
+from anomstream.stream import clients
+from anomstream.stream.checkpoint import Checkpointer
+from anomstream.stream.producer import Sink
+from anomstream.stream.worker import Worker
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RunOptions:
+    """``anomstream run``: the worker, optionally with the demo producer and the alert printer."""
+
+    demo: bool = False
+    demo_rate: float = 40.0
+    print_alerts: bool = False
+    workers: int = 1
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DemoOptions:
+    """``anomstream demo``: a labelled demo stream."""
+
+    config: demo.DemoConfig
+    rate: float = 40.0
+    count: int | None = None
+
+
+def build_worker(settings: config.Settings, specs: DetectorSpecs, metrics: Metrics, log: Any) -> Worker:
+    """Wire one worker (clients, sink, registry, checkpointer) from settings; used by ``run`` and tests."""
+    kafka_log = logs.kafka_logger()
+    exactly_once = settings.processing_guarantee == "exactly_once"
+    txn_id = None
+    if exactly_once:
+        txn_id = settings.kafka.transactional_id or f"{settings.kafka.group_id}-{uuid.uuid4().hex[:12]}"
+    sink = Sink(
+        clients.producer(settings, logger=kafka_log, transactional_id=txn_id),
+        exactly_once=exactly_once,
+        flush_timeout_s=settings.worker.shutdown_timeout_s,
+    )
+    registry = Registry(settings.worker.max_keys, settings.worker.key_ttl_s)
+    store = None
+    secret = settings.state.secret()
+    if settings.state.enabled and secret is not None:
+        store = Checkpointer(
+            sink=sink,
+            consumer_factory=lambda: clients.reader(settings, logger=kafka_log),
+            registry=registry,
+            events_topic=settings.topics.events,
+            state_topic=settings.topics.state,
+            secret=secret,
+            spec_digest=lambda stream: specs.for_stream(stream).digest(),
+            metrics=metrics,
+            log=log,
+        )
+    elif settings.state.enabled:
+        log.warning(
+            "snapshots_disabled",
+            why="no ANOMSTREAM_STATE__HMAC_KEY or __HMAC_KEY_FILE set; model state will not survive restarts",
+        )
+    return Worker(
+        consumer=clients.consumer(settings, logger=kafka_log, on_stats=metrics.on_stats),
+        sink=sink,
+        scorer=Scorer(specs, registry),
+        metrics=metrics,
+        topics=settings.topics,
+        cfg=settings.worker,
+        log=log,
+        store=store,
+    )
+
+
+def build_replayer(specs: DetectorSpecs, *, bands: bool = False) -> Replayer:
+    """A replayer over ``specs``: the worker's scorer with one unbounded key store."""
+    return Replayer(specs, bands=bands)
+
+
+def create_topics(settings: config.Settings) -> list[str]:
+    """Create the topics anomstream needs; returns those that did not exist."""
+    return clients.ensure_topics(clients.admin(settings, logger=logs.kafka_logger()), settings.topics)
+
+
+def run_service(opts: RunOptions, settings: config.Settings, specs: DetectorSpecs) -> int:
+    """``anomstream run``: one worker in this process, or a supervisor of ``opts.workers`` processes."""
+    # Signals first: a SIGTERM during start-up must still end in a clean stop, not a killed process.
+    stopped = threading.Event()
+    worker: Worker | None = None
+
+    def stop() -> None:
+        stopped.set()
+        if worker is not None:
+            worker.stop()
+
+    _install_signals(stop)
+    log = logs.get("worker")
+    created = create_topics(settings)
+    if created:
+        log.info("topics_created", topics=created)
+    if opts.workers > 1:
+        return _supervise(opts, settings, stopped)
+    metrics = Metrics(CollectorRegistry())
+    metrics.info.info({"version": __version__, "guarantee": str(settings.processing_guarantee)})
+    worker = build_worker(settings, specs, metrics, log)
+    if stopped.is_set():
+        worker.stop()
+    endpoint = Endpoint(
+        metrics.registry, *_probes(worker, settings), settings.metrics.host, settings.metrics.port
+    ).start()
+    helpers = _helpers(opts, settings, stopped)
+    log.info(
+        "worker_started",
+        metrics_port=endpoint.port,
+        bootstrap=settings.kafka.bootstrap_servers,
+        events=settings.topics.events,
+        alerts=settings.topics.alerts,
+        group=settings.kafka.group_id,
+        guarantee=settings.processing_guarantee,
+        snapshots=worker.store is not None,
+    )
+    try:
+        worker.run()
+    finally:
+        stopped.set()
+        for thread in helpers:
+            thread.join(timeout=10)
+        endpoint.close()
+        log.info("worker_stopped")
+    return 0
+
+
+def run_demo(opts: DemoOptions, settings: config.Settings) -> int:
+    """``anomstream demo``: produce labelled demo events until ``count`` or a signal."""
+    create_topics(settings)
+    stopped = threading.Event()
+    _install_signals(stopped.set)
+    sent = demo.produce(
+        clients.producer(settings),
+        settings.topics.events,
+        opts.config,
+        rate=opts.rate,
+        count=opts.count,
+        stopped=stopped.is_set,
+    )
+    print(f"produced {sent} demo events to {settings.topics.events}")
+    return 0
+
+
+def _install_signals(stop: Callable[[], None]) -> None:
+    def handler(signum: int, _frame: Any) -> None:
+        stop()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+def _thread(target: Callable[[], Any], name: str) -> threading.Thread:
+    thread = threading.Thread(target=target, name=name, daemon=True)
+    thread.start()
+    return thread
+
+
+def _supervise(opts: RunOptions, settings: config.Settings, stopped: threading.Event) -> int:
+    supervisor = Supervisor(["run"], opts.workers, settings.metrics.port)
+
+    def stop() -> None:
+        stopped.set()
+        supervisor.stop()
+
+    _install_signals(stop)
+    supervisor.start()
+    if stopped.is_set():
+        supervisor.stop()
+    helpers = _helpers(opts, settings, stopped)
+    try:
+        return supervisor.wait()
+    finally:
+        stopped.set()
+        for thread in helpers:
+            thread.join(timeout=10)
+        supervisor.kill_stragglers()
+
+
+def _probes(worker: Worker, settings: config.Settings) -> tuple[Any, Any]:
+    def live() -> tuple[bool, str]:
+        age = worker.clock() - worker.heartbeat
+        ok = age <= settings.metrics.heartbeat_timeout_s
+        return ok, f"loop heartbeat {age:.1f}s ago"
+
+    def ready() -> tuple[bool, str]:
+        if not worker.assigned:
+            return False, "no partitions assigned"
+        return True, f"{len(worker.assigned)} partitions assigned"
+
+    return live, ready
+
+
+def _helpers(opts: RunOptions, settings: config.Settings, stopped: threading.Event) -> list[Any]:
+    threads = []
+    if opts.demo:
+        cfg = demo.DemoConfig(shift_prob=0.0005)
+        producer = clients.producer(settings, logger=logs.kafka_logger())
+        threads.append(
+            _thread(
+                lambda: demo.produce(
+                    producer,
+                    settings.topics.events,
+                    cfg,
+                    rate=opts.demo_rate,
+                    count=None,
+                    stopped=stopped.is_set,
+                ),
+                "demo",
+            )
+        )
+    if opts.print_alerts:
+        # A throwaway group reading from "now": printing must never move the workers' offsets.
+        group = f"anomstream-printer-{uuid.uuid4().hex[:8]}"
+        consumer = clients.consumer(
+            settings, logger=logs.kafka_logger(), group_id=group, offset_reset="latest"
+        )
+        consumer.subscribe([settings.topics.alerts])
+        threads.append(_thread(lambda: printer.print_alerts(consumer, sys.stdout, stopped.is_set), "printer"))
+    return threads

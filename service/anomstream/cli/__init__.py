@@ -1,0 +1,64 @@
+"""``anomstream`` on the command line: argparse only, typed options in, exit codes out."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+import orjson
+
+from anomstream import app, config
+from anomstream.cli.parser import (
+    build_parser,
+    demo_options,
+    evaluate_options,
+    replay_options,
+    run_options,
+)
+from anomstream.detect import catalog
+from anomstream.errors import AnomstreamError, ConfigError
+from anomstream.offline import evaluate, replay
+from anomstream.ops import logs
+from anomstream.wire import schemas
+
+__all__ = ["build_parser", "evaluate_options", "main", "replay_options"]
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "export-schemas":
+        for path in schemas.export(args.out):
+            print(f"wrote {path}")
+        return 0
+    overrides = {"metrics.port": args.metrics_port} if getattr(args, "metrics_port", None) is not None else {}
+    settings, specs = config.load(overrides)
+    catalog.validate(specs)  # a bad spec is a config error before any client exists
+    logs.configure(settings.log_format, settings.log_level)
+    if args.command == "show-config":
+        doc = {"settings": config.masked(settings), "detectors": specs.model_dump(mode="json")}
+        sys.stdout.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n")
+        return 0
+    if args.command == "create-topics":
+        created = app.create_topics(settings)
+        print(f"topics on {settings.kafka.bootstrap_servers}: created {created or 'none (all existed)'}")
+        return 0
+    if args.command == "demo":
+        return app.run_demo(demo_options(args), settings)
+    if args.command == "replay":
+        return replay.run(replay_options(args), specs, settings)
+    if args.command == "evaluate":
+        return evaluate.run(evaluate_options(args), specs)
+    return app.run_service(run_options(args), settings, specs)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``anomstream`` console script; returns the process exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except ConfigError as exc:
+        print(f"anomstream: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except AnomstreamError as exc:
+        print(f"anomstream: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return exc.exit_code

@@ -1,0 +1,1 @@
+"""Pure detection, no Kafka: specs, the detector catalog, thresholds, the key store, the scorer."""

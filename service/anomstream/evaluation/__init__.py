@@ -1,1 +1,0 @@
-"""Offline evaluation of detectors: the NAB scorer and standard point metrics."""
