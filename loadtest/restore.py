@@ -24,7 +24,7 @@ from anomstream.detect.store import KeyState, Registry
 from anomstream.ops import logs
 from anomstream.ops.metrics import Metrics
 from anomstream.stream import clients as broker
-from anomstream.stream.checkpoint import Checkpointer, encode_key, seal
+from anomstream.stream.snapshot import Snapshots, encode_key, seal
 
 PARTITIONS = 4
 SECRET = b"restore-benchmark"
@@ -117,7 +117,7 @@ def _raw_read(settings: Settings) -> float:
 
 def _restore(settings: Settings) -> tuple[float, int]:
     registry = Registry(max_keys=10**7, ttl_s=1e9)
-    store = Checkpointer(
+    store = Snapshots(
         sink=None,
         consumer_factory=lambda: broker.reader(settings),
         registry=registry,

@@ -25,8 +25,9 @@ from anomstream.ops.endpoint import Endpoint
 from anomstream.ops.metrics import Metrics
 from anomstream.ops.supervisor import Supervisor
 from anomstream.stream import clients
-from anomstream.stream.checkpoint import Checkpointer
+from anomstream.stream.checkpoint import Checkpoint, CommitPolicy
 from anomstream.stream.producer import Sink
+from anomstream.stream.snapshot import Snapshots
 from anomstream.stream.worker import Worker
 
 
@@ -65,7 +66,7 @@ def build_worker(settings: config.Settings, specs: DetectorSpecs, metrics: Metri
     store = None
     secret = settings.state.secret()
     if settings.state.enabled and secret is not None:
-        store = Checkpointer(
+        store = Snapshots(
             sink=sink,
             consumer_factory=lambda: clients.reader(settings, logger=kafka_log),
             registry=registry,
@@ -81,9 +82,21 @@ def build_worker(settings: config.Settings, specs: DetectorSpecs, metrics: Metri
             "snapshots_disabled",
             why="no ANOMSTREAM_STATE__HMAC_KEY or __HMAC_KEY_FILE set; model state will not survive restarts",
         )
-    return Worker(
-        consumer=clients.consumer(settings, logger=kafka_log, on_stats=metrics.on_stats),
+    consumer = clients.consumer(settings, logger=kafka_log, on_stats=metrics.on_stats)
+    policy = CommitPolicy(settings.worker.commit_interval_s, settings.worker.commit_max_records)
+    checkpoint = Checkpoint(
+        consumer=consumer,
         sink=sink,
+        registry=registry,
+        snapshots=store,
+        policy=policy,
+        metrics=metrics,
+        log=log,
+    )
+    return Worker(
+        consumer=consumer,
+        sink=sink,
+        checkpoint=checkpoint,
         scorer=Scorer(specs, registry),
         metrics=metrics,
         topics=settings.topics,

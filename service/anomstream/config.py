@@ -110,6 +110,8 @@ class WorkerSettings(_Section):
     commit_interval_s: float = Field(
         default=5.0, gt=0
     )  # bounds duplicates after a crash; snapshots cost per commit
+    # A commit is also due once this many records await one (bounds duplicates under heavy load).
+    commit_max_records: int = Field(default=500_000, ge=1)
     max_message_bytes: int = Field(default=1_000_000, ge=64)
     dlq_max_ratio: float = Field(default=0.95, gt=0, le=1)
     dlq_window: int = Field(default=2000, ge=10)

@@ -53,10 +53,10 @@ def test_idle_ttl_eviction(clock: ManualClock) -> None:
     clock.advance(30)  # old is idle exactly 60 s
     assert reg.evict() == []
     clock.advance(0.5)
-    assert reg.evict() == [(_key("old"), 1)]
+    assert [e[:2] for e in reg.evict()] == [(_key("old"), 1)]
     assert list(reg.keys()) == [_key("young")]
     clock.advance(100)
-    assert reg.evict() == [(_key("young"), 2)]
+    assert [e[:2] for e in reg.evict()] == [(_key("young"), 2)]
     assert len(reg) == 0
     assert reg.evicted_total == 2
 
@@ -81,7 +81,7 @@ def test_lru_evicts_least_recently_used_not_inserted(clock: ManualClock) -> None
     clock.advance(1)
     reg.get(_key("c"), SPEC, partition=0)
     assert list(reg.keys()) == [_key("b"), _key("a"), _key("c")]
-    assert reg.evict() == [(_key("b"), 0)]
+    assert [e[:2] for e in reg.evict()] == [(_key("b"), 0)]
     assert sorted(reg.keys()) == [_key("a"), _key("c")]
 
 
@@ -91,7 +91,7 @@ def test_lru_evicts_down_to_max_keys(clock: ManualClock) -> None:
     for i in range(7):
         reg.get(_key(f"e{i}"), SPEC, partition=i % 2)
     evicted = reg.evict()
-    assert evicted == [(_key("e0"), 0), (_key("e1"), 1), (_key("e2"), 0), (_key("e3"), 1)]
+    assert [e[:2] for e in evicted] == [(_key("e0"), 0), (_key("e1"), 1), (_key("e2"), 0), (_key("e3"), 1)]
     assert len(reg) == 3
 
 
@@ -104,7 +104,7 @@ def test_peek_does_not_touch_recency(clock: ManualClock) -> None:
     assert reg.peek(_key("a")) is not None
     assert reg.peek(_key("missing")) is None
     assert reg.dirty == set()
-    assert reg.evict() == [(_key("a"), 0)]
+    assert [e[:2] for e in reg.evict()] == [(_key("a"), 0)]
 
 
 def test_put_installs_restored_state_not_dirty(clock: ManualClock) -> None:
@@ -150,7 +150,7 @@ def test_dirty_tracking(clock: ManualClock) -> None:
     clock.advance(61)
     reg.get(_key("c"), SPEC, partition=0)
     evicted = reg.evict()
-    assert [k for k, _ in evicted] == [_key("a"), _key("b")]
+    assert [gone.key for gone in evicted] == [_key("a"), _key("b")]
     assert reg.dirty == {_key("c")}
 
 
@@ -190,4 +190,4 @@ def test_spec_change_counts_as_recent_use(clock: ManualClock) -> None:
     clock.advance(100)
     reg.get(_key("a"), StreamSpec(detector="ewma"), partition=0)  # spec changed: rebuilt, used now
     assert list(reg.keys()) == [_key("b"), _key("a")]
-    assert reg.evict() == [(_key("b"), 0)]
+    assert [e[:2] for e in reg.evict()] == [(_key("b"), 0)]

@@ -15,6 +15,7 @@ from anomstream.detect.store import Registry
 from anomstream.errors import DeadLetterLimitError, DeliveryError
 from anomstream.ops import logs
 from anomstream.ops.metrics import Metrics
+from anomstream.stream.checkpoint import Checkpoint, CommitPolicy
 from anomstream.stream.producer import Sink
 from anomstream.stream.worker import Worker
 from unit.fakes import FakeConsumer, FakeMessage, FakeProducer
@@ -30,15 +31,30 @@ def _worker(values: list[bytes | None], **cfg: float) -> tuple[Worker, FakeConsu
     log: list[str] = []
     ticks = itertools.count()  # each clock read is one second later
     consumer, producer = FakeConsumer("in", values, log=log), FakeProducer(log=log)
+    settings = WorkerSettings(batch_size=10, **cfg)  # type: ignore[arg-type]  # test overrides
+    sink = Sink(producer, exactly_once=False, flush_timeout_s=1)
+    registry, metrics = Registry(1000, 3600), Metrics(CollectorRegistry())
+    clock = lambda: float(next(ticks))  # noqa: E731 - a one-line clock reads better inline
+    checkpoint = Checkpoint(
+        consumer=consumer,
+        sink=sink,
+        registry=registry,
+        snapshots=None,
+        policy=CommitPolicy(settings.commit_interval_s, settings.commit_max_records),
+        metrics=metrics,
+        log=logs.get("test"),
+        clock=clock,
+    )
     worker = Worker(
         consumer=consumer,
-        sink=Sink(producer, exactly_once=False, flush_timeout_s=1),
-        scorer=Scorer(DetectorSpecs(), Registry(1000, 3600)),
-        metrics=Metrics(CollectorRegistry()),
+        sink=sink,
+        checkpoint=checkpoint,
+        scorer=Scorer(DetectorSpecs(), registry),
+        metrics=metrics,
         topics=TOPICS,
-        cfg=WorkerSettings(batch_size=10, **cfg),  # type: ignore[arg-type]  # test overrides
+        cfg=settings,
         log=logs.get("test"),
-        clock=lambda: float(next(ticks)),
+        clock=clock,
     )
     consumer.subscribe(["in"], on_assign=worker._on_assign)
     return worker, consumer, producer

@@ -8,7 +8,7 @@ from __future__ import annotations
 import collections
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 from anomstream.detect.catalog import build
 from anomstream.detect.detector import Detector
@@ -16,6 +16,16 @@ from anomstream.detect.spec import StreamSpec
 from anomstream.detect.thresholds import Lifecycle, Threshold
 
 Key = tuple[str, str]
+
+
+class Evicted(NamedTuple):
+    """A key dropped from the store: where its state lived and the last input offset it reflected."""
+
+    key: Key
+    partition: int
+    offset: int
+
+
 Clock = Callable[[], float]
 
 
@@ -73,7 +83,7 @@ class Registry:
     >>> reg = Registry(max_keys=2, ttl_s=60, clock=lambda: 0.0)
     >>> for entity in ("a", "b", "c"):
     ...     _ = reg.get(("default", entity), StreamSpec(), partition=0)
-    >>> sorted(k[1] for k in reg.keys()), [key[1] for key, _partition in reg.evict()]
+    >>> sorted(k[1] for k in reg.keys()), [gone.key[1] for gone in reg.evict()]
     (['a', 'b', 'c'], ['a'])
     """
 
@@ -121,8 +131,8 @@ class Registry:
         self._states[key] = state
         self._states.move_to_end(key)
 
-    def evict(self) -> list[tuple[Key, int]]:
-        """Drop idle keys and those beyond ``max_keys``; returns ``(key, partition)`` of each."""
+    def evict(self) -> list[Evicted]:
+        """Drop idle keys and those beyond ``max_keys``; returns what each one was."""
         now = self.clock()
         evicted = []
         while self._states:
@@ -131,7 +141,7 @@ class Registry:
                 break
             del self._states[key]
             self.dirty.discard(key)
-            evicted.append((key, state.partition))
+            evicted.append(Evicted(key, state.partition, state.offset))
         self.evicted_total += len(evicted)
         return evicted
 

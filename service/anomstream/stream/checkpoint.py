@@ -1,234 +1,215 @@
-"""Model state ⇄ a compacted state topic: HMAC-authenticated snapshot envelopes, tombstones, restore.
+"""The commit protocol, in one place: which input offsets may be committed, and when.
 
-A key's snapshot goes to the state partition numbered like the input partition it was consumed from, so
-restoring an assigned input partition means reading one state partition.
+A ``Checkpoint`` holds the pending offsets and the barriers awaiting acknowledgement, decides when a commit
+is due (``CommitPolicy``), and runs its numbered steps; the producer only writes, the worker only asks.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import pickle
-import struct
+import dataclasses
 import time
 from collections.abc import Callable
-from importlib.metadata import version
 from typing import Any
 
-import orjson
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
-from anomstream.detect.store import Key, KeyState, Registry
-from anomstream.errors import SnapshotError
+from anomstream.detect.store import Registry
+from anomstream.errors import BrokerError, CommitRejectedError, DeliveryError
 from anomstream.ops.metrics import Metrics
+from anomstream.stream.producer import Sink
+from anomstream.stream.snapshot import Snapshots
 
-FORMAT = 1
-RIVER_VERSION = version("river")
-_MAGIC = b"ASN1"
-_MAC_LEN = hashlib.sha256().digest_size
-_SEP = "\x1f"
-Verified = tuple[dict[str, Any], bytes]  # an authenticated header and its still-pickled payload
+# The coordinator or the whole cluster is briefly unreachable (restart, failover): try again.
+_BROKER_AWAY = frozenset(
+    {
+        KafkaError._WAIT_COORD,
+        KafkaError._TRANSPORT,
+        KafkaError._TIMED_OUT,
+        KafkaError._ALL_BROKERS_DOWN,
+        KafkaError.COORDINATOR_NOT_AVAILABLE,
+        KafkaError.NOT_COORDINATOR,
+        KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+        KafkaError.REQUEST_TIMED_OUT,
+        KafkaError.NETWORK_EXCEPTION,
+    }
+)
+
+# The group has moved to a new generation: this member's commit can never succeed as sent.
+_GROUP_MOVED_ON = frozenset(
+    {
+        KafkaError.REBALANCE_IN_PROGRESS,
+        KafkaError.ILLEGAL_GENERATION,
+        KafkaError.UNKNOWN_MEMBER_ID,
+        KafkaError.FENCED_MEMBER_EPOCH,
+        KafkaError.STALE_MEMBER_EPOCH,
+        KafkaError._ASSIGNMENT_LOST,
+    }
+)
 
 
-def encode_key(key: Key) -> bytes:
-    """State-topic record key for ``(stream, entity)``."""
-    return f"{key[0]}{_SEP}{key[1]}".encode()
+@dataclasses.dataclass(frozen=True, slots=True)
+class CommitPolicy:
+    """When a commit is due: every ``interval_s`` seconds, or once ``max_pending`` records await one.
 
-
-def decode_key(raw: bytes) -> Key:
-    """Inverse of ``encode_key``."""
-    stream, _, entity = raw.decode().partition(_SEP)
-    return stream, entity
-
-
-def seal(state: KeyState, secret: bytes) -> bytes:
-    """Envelope: magic | HMAC-SHA256 | header length | JSON header | pickled state.
-
-    Examples
-    --------
-    >>> from anomstream.detect.spec import StreamSpec
-    >>> st = KeyState(StreamSpec(), partition=0, now=0.0)
-    >>> opened = open_envelope(seal(st, b"k"), b"k")
-    >>> opened[0]["format"], type(opened[1]).__name__
-    (1, 'KeyState')
+    ``interval_s`` bounds the duplicates after a crash; ``max_pending`` bounds them under heavy load.
     """
-    header = orjson.dumps(
-        {"format": FORMAT, "river": RIVER_VERSION, "spec": state.digest, "offset": state.offset}
-    )
-    body = struct.pack(">I", len(header)) + header + pickle.dumps(state, protocol=5)
-    mac = hmac.new(secret, body, hashlib.sha256).digest()
-    return _MAGIC + mac + body
+
+    interval_s: float = 5.0
+    max_pending: int = 500_000
+    outage_timeout_s: float = 300.0
 
 
-def read_header(raw: bytes, secret: bytes) -> tuple[dict[str, Any], bytes]:
-    """Authenticate the envelope and return (header, pickled payload); raises ``SnapshotError``.
+@dataclasses.dataclass(frozen=True, slots=True)
+class Committed:
+    """What one commit did (for the worker's canonical commit log line)."""
 
-    The MAC is checked before anything inside the record is parsed, so a forged record never reaches
-    the JSON parser, let alone ``pickle``.
-    """
-    if len(raw) < len(_MAGIC) + _MAC_LEN + 4 or not raw.startswith(_MAGIC):
-        raise SnapshotError("not_a_snapshot")
-    mac, body = raw[len(_MAGIC) : len(_MAGIC) + _MAC_LEN], raw[len(_MAGIC) + _MAC_LEN :]
-    if not hmac.compare_digest(mac, hmac.new(secret, body, hashlib.sha256).digest()):
-        raise SnapshotError("bad_hmac")
-    (length,) = struct.unpack(">I", body[:4])
-    header: dict[str, Any] = orjson.loads(body[4 : 4 + length])
-    return header, body[4 + length :]
+    partitions: int
+    snapshot_bytes: int
+    evicted: int
+    seconds: float
 
 
-def open_envelope(raw: bytes, secret: bytes) -> tuple[dict[str, Any], KeyState]:
-    """Authenticate, check format and River version, then unpickle; raises ``SnapshotError``."""
-    header, payload = read_header(raw, secret)
-    return header, load_state(header, payload)
-
-
-def load_state(header: dict[str, Any], payload: bytes) -> KeyState:
-    """Unpickle a payload ``read_header`` has authenticated; raises ``SnapshotError``."""
-    if header.get("format") != FORMAT:
-        raise SnapshotError("format_mismatch")
-    if header.get("river") != RIVER_VERSION:
-        raise SnapshotError("river_version_mismatch")  # pickles of another River may not load faithfully
-    try:
-        state = pickle.loads(payload)  # safe only because the HMAC was verified above
-    except Exception as exc:  # any unpickling failure means "start this key fresh"
-        raise SnapshotError("unloadable") from exc
-    if not isinstance(state, KeyState):
-        raise SnapshotError("unloadable")
-    return state
-
-
-class Checkpointer:
-    """Writes dirty keys' snapshots and evicted keys' tombstones; restores assigned partitions.
+class Checkpoint:
+    """Owner of the commit protocol: pending offsets, barriers, evictions and snapshots.
 
     Parameters
     ----------
+    consumer
+        The group consumer whose offsets are committed.
     sink
-        The worker's sink (so snapshots join its flush, or its transaction).
-    consumer_factory
-        Builds a group-less consumer for reading the state topic during restore.
+        The producer wrapper every output went through.
+    registry
+        The key store: its dirty keys are snapshotted and its evicted keys tombstoned.
+    snapshots
+        Writes snapshots and tombstones (``None`` when state is not persisted).
     """
 
     def __init__(
         self,
         *,
-        sink: Any,
-        consumer_factory: Callable[[], Consumer],
+        consumer: Any,
+        sink: Sink,
         registry: Registry,
-        events_topic: str,
-        state_topic: str,
-        secret: bytes,
-        spec_digest: Callable[[str], str],
+        snapshots: Snapshots | None,
+        policy: CommitPolicy,
         metrics: Metrics,
         log: Any,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self.sink, self.consumer_factory, self.registry = sink, consumer_factory, registry
-        self.events_topic, self.state_topic, self.secret = events_topic, state_topic, secret
-        self.spec_digest, self.metrics, self.log = spec_digest, metrics, log
-        self._bytes_per_key = 0.0
+        self.consumer, self.sink, self.registry, self.snapshots = consumer, sink, registry, snapshots
+        self.policy, self.metrics, self.log, self.clock, self.sleep = policy, metrics, log, clock, sleep
+        self.pending: dict[tuple[str, int], int] = {}
+        self.queued: list[tuple[int, list[TopicPartition]]] = []  # barriers awaiting their acks
+        self._since = 0
+        self._last = clock()
 
-    def write(self, keys: list[Key], tombstones: list[tuple[Key, int]]) -> int:
-        """Produce snapshots of ``keys`` and tombstones of evicted keys; returns bytes produced."""
-        written = 0
-        for key in keys:
-            state = self.registry.peek(key)
-            if state is None:
-                continue
-            value = seal(state, self.secret)
-            self._produce(key, value, state.partition)
-            written += len(value)
-        for key, partition in tombstones:
-            self._produce(key, None, partition)
-        if keys:
-            self.metrics.snapshots.labels("snapshot").inc(len(keys))
-            self._bytes_per_key = written / len(keys)
-            self.metrics.state_bytes.set(self._bytes_per_key * len(self.registry))
-        if tombstones:
-            self.metrics.snapshots.labels("tombstone").inc(len(tombstones))
-        return written
+    def track(self, topic: str, partition: int, offset: int) -> None:
+        """Record that the record at ``offset`` is processed (its outputs are produced)."""
+        self.pending[(topic, partition)] = offset + 1
+        self._since += 1
 
-    def _produce(self, key: Key, value: bytes | None, partition: int) -> None:
-        self.sink.produce(self.state_topic, value, encode_key(key), partition=partition)
+    def due(self) -> bool:
+        """True when the policy asks for a commit now."""
+        return self._since >= self.policy.max_pending or self.clock() - self._last >= self.policy.interval_s
 
-    def restore(self, consumer: Any, partitions: list[TopicPartition]) -> None:
-        """Load the state of each partition, skipping snapshots newer than the committed input offset.
+    def maybe_commit(self) -> Committed | None:
+        """Settle acknowledged barriers, then commit without blocking when one is due."""
+        self.settle()
+        return self.commit(blocking=False) if self.due() else None
 
-        1. read the committed input offset C of each partition,
-        2. read its state partition from the beginning to the high watermark,
-        3. per key keep the latest authentic snapshot with source offset < C (a later one reflects
-           events that will be consumed again; a tombstone clears the key),
-        4. install those states in the registry.
+    def commit(self, partitions: set[int] | None = None, *, blocking: bool = True) -> Committed:
+        """Commit what has been processed (all partitions, or just ``partitions`` on revoke).
+
+        The order is the processing guarantee:
+        1. evict idle / over-limit keys (their tombstones, with the offset they reflect, join this commit),
+        2. produce snapshots of dirty keys,
+        3. make every output so far durable: blocking, flush and fail on any delivery error (or, in
+           exactly-once mode, commit the transaction with the offsets in it); non-blocking, close a
+           barrier and keep processing while its records are acknowledged,
+        4. commit the input offsets: now (blocking) or once the barrier settles (``settle``),
+        5. clear dirty flags (their snapshots are queued; a failed delivery stops the worker).
         """
-        committed = {
-            tp.partition: tp.offset
-            for tp in consumer.committed(
-                [TopicPartition(self.events_topic, tp.partition) for tp in partitions], timeout=30
-            )
-        }
-        for part, until in committed.items():
-            began = time.monotonic()
-            states = self._read_partition(part, until)
-            for key, state in states.items():
-                self.registry.put(key, state)
-            took = time.monotonic() - began
-            self.metrics.restore.observe(took)
-            self.log.info(
-                "restored", partition=part, keys=len(states), committed_offset=until, seconds=round(took, 3)
-            )
+        started = self.clock()
+        evicted = self.registry.evict()
+        self.metrics.evicted.inc(len(evicted))
+        dirty = sorted(self.registry.dirty)
+        written = self.snapshots.write(dirty, evicted) if self.snapshots is not None else 0
+        offsets = [
+            TopicPartition(topic, part, offset)
+            for (topic, part), offset in self.pending.items()
+            if partitions is None or part in partitions
+        ]
+        if blocking or self.sink.exactly_once:
+            self._commit_now(offsets)
+            self._unqueue({tp.partition for tp in offsets})  # already committed, newer or equal
+        else:
+            self.queued.append((self.sink.barrier(), offsets))
+        self.registry.dirty.clear()
+        now = self.clock()
+        self._last, self._since = now, 0
+        self.metrics.commit.observe(now - started)
+        return Committed(len(offsets), written, len(evicted), now - started)
 
-    def _read_partition(self, part: int, until: int) -> dict[Key, KeyState]:
-        if until < 0:
-            return {}  # nothing committed yet: every snapshot is ahead of what will be replayed
-        reader = self.consumer_factory()
-        tp = TopicPartition(self.state_topic, part)
+    def settle(self) -> None:
+        """Commit the offsets of every barrier whose records are all acknowledged, oldest first."""
+        while self.queued and self.sink.settled(self.queued[0][0]):
+            _, offsets = self.queued.pop(0)
+            if self._try_offsets(offsets):
+                self._forget(offsets)
+
+    def release(self, parts: set[int], topic: str) -> None:
+        """Forget a partition this member no longer owns: its pending offsets and queued barriers."""
+        for part in parts:
+            self.pending.pop((topic, part), None)
+        self._unqueue(parts)  # a queued barrier must never commit over the partition's new owner
+
+    def _commit_now(self, offsets: list[TopicPartition]) -> None:
         try:
-            low, high = reader.get_watermark_offsets(tp, timeout=30)
-            if high <= low:
-                return {}
-            reader.assign([TopicPartition(self.state_topic, part, OFFSET_BEGINNING)])
-            latest: dict[Key, Verified | None] = {}
-            deadline = time.monotonic() + 300
-            # The position, not the last record's offset: transaction markers occupy offsets too.
-            while reader.position([tp])[0].offset < high:
-                if time.monotonic() > deadline:
-                    raise SnapshotError(f"restore of state partition {part} timed out")
-                for msg in reader.consume(10_000, 0.5):
-                    if msg.error() is None:
-                        self._keep(latest, msg, until)
-            return self._load(latest)
-        finally:
-            reader.close()
+            if self.sink.exactly_once:
+                self.sink.commit_transaction(self.consumer, offsets)
+            else:
+                self.sink.flush()
+                if not self._try_offsets(offsets):
+                    return
+        except (DeliveryError, BrokerError):
+            self.metrics.commit_failures.inc()
+            raise
+        self._forget(offsets)
 
-    def _keep(self, latest: dict[Key, Verified | None], msg: Any, until: int) -> None:
-        key = decode_key(msg.key())
-        value = msg.value()
-        if value is None:
-            latest[key] = None
-            return
+    def _try_offsets(self, offsets: list[TopicPartition]) -> bool:
+        """Commit offsets whose outputs are durable; False when the group moved on (kept pending)."""
         try:
-            verified = read_header(value, self.secret)  # authenticated once, unpickled later if kept
-        except SnapshotError as exc:
-            self._reject(key, str(exc))
-            return
-        if int(verified[0].get("offset", -1)) < until:
-            latest[key] = verified
+            self._commit_offsets(offsets)
+        except CommitRejectedError as exc:
+            # Outputs are delivered; only the offsets were refused. Keep them pending for the next
+            # commit (a revoked partition's are dropped on release) and carry on.
+            self.metrics.commit_failures.inc()
+            self.log.warning("commit_rejected", error=str(exc), partitions=len(offsets))
+            return False
+        return True
 
-    def _load(self, latest: dict[Key, Verified | None]) -> dict[Key, KeyState]:
-        states = {}
-        for key, verified in latest.items():
-            if verified is None:
-                continue
-            header, payload = verified
+    def _commit_offsets(self, offsets: list[TopicPartition]) -> None:
+        if not offsets:
+            return
+        deadline = self.clock() + self.policy.outage_timeout_s
+        while True:
             try:
-                state = load_state(header, payload)
-            except SnapshotError as exc:
-                self._reject(key, str(exc))
-                continue
-            if header.get("spec") != self.spec_digest(key[0]):
-                self._reject(key, "spec_changed")
-                continue
-            states[key] = state
-        return states
+                self.consumer.commit(offsets=offsets, asynchronous=False)
+                return
+            except KafkaException as exc:
+                err = exc.args[0]
+                if err.code() in _GROUP_MOVED_ON:
+                    raise CommitRejectedError(f"offset commit rejected: {err.str()}") from exc
+                transient = err.retriable() or err.code() in _BROKER_AWAY
+                if not transient or self.clock() > deadline:
+                    raise BrokerError(f"offset commit failed: {err.str()}") from exc
+                self.sleep(0.5)  # coordinator moving or broker restarting: try again
 
-    def _reject(self, key: Key, reason: str) -> None:
-        self.metrics.snapshot_rejected.labels(reason).inc()
-        self.log.warning("snapshot_rejected", reason=reason, stream=key[0], entity=key[1])
+    def _unqueue(self, parts: set[int]) -> None:
+        self.queued = [(e, [tp for tp in offs if tp.partition not in parts]) for e, offs in self.queued]
+
+    def _forget(self, offsets: list[TopicPartition]) -> None:
+        for tp in offsets:
+            if self.pending.get((tp.topic, tp.partition)) == tp.offset:
+                del self.pending[(tp.topic, tp.partition)]

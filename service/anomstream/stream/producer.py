@@ -1,6 +1,6 @@
-"""Everything the worker writes: produce with back-pressure, delivery tracking, and the offset commit.
+"""The worker's producer: produce with back-pressure, delivery tracking by barrier, and transactions.
 
-At-least-once: flush, fail on any delivery error, then commit offsets on the consumer.
+It only writes; when offsets are committed is decided by ``checkpoint``, the owner of the commit protocol.
 Exactly-once: outputs and offsets in one Kafka transaction, opened lazily on the first write.
 """
 
@@ -9,42 +9,16 @@ from __future__ import annotations
 import contextlib
 import functools
 import time
+from collections.abc import Callable
 from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException, TopicPartition
+from confluent_kafka import KafkaException, TopicPartition
 
-from anomstream.errors import BrokerError, CommitRejectedError, DeliveryError
-
-# The coordinator or the whole cluster is briefly unreachable (restart, failover): try again.
-_BROKER_AWAY = frozenset(
-    {
-        KafkaError._WAIT_COORD,
-        KafkaError._TRANSPORT,
-        KafkaError._TIMED_OUT,
-        KafkaError._ALL_BROKERS_DOWN,
-        KafkaError.COORDINATOR_NOT_AVAILABLE,
-        KafkaError.NOT_COORDINATOR,
-        KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
-        KafkaError.REQUEST_TIMED_OUT,
-        KafkaError.NETWORK_EXCEPTION,
-    }
-)
-
-# The group has moved to a new generation: this member's commit can never succeed as sent.
-_GROUP_MOVED_ON = frozenset(
-    {
-        KafkaError.REBALANCE_IN_PROGRESS,
-        KafkaError.ILLEGAL_GENERATION,
-        KafkaError.UNKNOWN_MEMBER_ID,
-        KafkaError.FENCED_MEMBER_EPOCH,
-        KafkaError.STALE_MEMBER_EPOCH,
-        KafkaError._ASSIGNMENT_LOST,
-    }
-)
+from anomstream.errors import DeliveryError
 
 
 class Sink:
-    """The worker's single producer and its commit discipline.
+    """The worker's single producer: every output and snapshot goes through it.
 
     Parameters
     ----------
@@ -55,12 +29,21 @@ class Sink:
     flush_timeout_s
         How long one flush or transaction commit may take.
     outage_timeout_s
-        How long a commit keeps waiting for an unreachable broker before it fails.
+        How long a flush keeps waiting for an unreachable broker before it fails.
+    clock
+        Monotonic seconds (injected in tests).
     """
 
     def __init__(
-        self, producer: Any, *, exactly_once: bool, flush_timeout_s: float, outage_timeout_s: float = 300.0
+        self,
+        producer: Any,
+        *,
+        exactly_once: bool,
+        flush_timeout_s: float,
+        outage_timeout_s: float = 300.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        self.clock = clock
         self.producer = producer
         self.exactly_once = exactly_once
         self.flush_timeout_s = flush_timeout_s
@@ -114,30 +97,17 @@ class Sink:
             del self._outstanding[done]
         return all(e > epoch for e in self._outstanding)
 
-    def commit_offsets(self, consumer: Any, offsets: list[TopicPartition]) -> None:
-        """Commit offsets whose outputs are already acknowledged (after ``settled``)."""
-        if offsets:
-            self._commit_offsets(consumer, offsets)
-
     def poll(self) -> None:
         """Serve delivery callbacks without blocking."""
         self.producer.poll(0)
 
-    def commit(self, consumer: Any, offsets: list[TopicPartition]) -> None:
-        """Make outputs durable (blocking), then commit ``offsets`` (see the module docstring)."""
-        if self.exactly_once:
-            self._commit_transaction(consumer, offsets)
-            return
-        self._flush()
-        if offsets:
-            self._commit_offsets(consumer, offsets)
-
-    def _flush(self) -> None:
+    def flush(self) -> None:
+        """Wait until every queued record is acknowledged; raises ``DeliveryError`` on any failure."""
         # A broker outage only delays deliveries (librdkafka retries until message.timeout.ms);
         # wait it out. A delivery *error* is final: the commit must not go ahead.
-        deadline = time.monotonic() + self.outage_timeout_s
+        deadline = self.clock() + self.outage_timeout_s
         remaining = self.producer.flush(self.flush_timeout_s)
-        while remaining and not self._errors and time.monotonic() < deadline:
+        while remaining and not self._errors and self.clock() < deadline:
             remaining = self.producer.flush(self.flush_timeout_s)
         self._raise_failures(remaining)
 
@@ -146,22 +116,8 @@ class Sink:
             errors, self._errors = self._errors, []
             raise DeliveryError(f"{remaining} records undelivered; errors: {errors[:5]}")
 
-    def _commit_offsets(self, consumer: Any, offsets: list[TopicPartition]) -> None:
-        deadline = time.monotonic() + self.outage_timeout_s
-        while True:
-            try:
-                consumer.commit(offsets=offsets, asynchronous=False)
-                return
-            except KafkaException as exc:
-                err = exc.args[0]
-                if err.code() in _GROUP_MOVED_ON:
-                    raise CommitRejectedError(f"offset commit rejected: {err.str()}") from exc
-                transient = err.retriable() or err.code() in _BROKER_AWAY
-                if not transient or time.monotonic() > deadline:
-                    raise BrokerError(f"offset commit failed: {err.str()}") from exc
-                time.sleep(0.5)  # coordinator moving or broker restarting: try again
-
-    def _commit_transaction(self, consumer: Any, offsets: list[TopicPartition]) -> None:
+    def commit_transaction(self, consumer: Any, offsets: list[TopicPartition]) -> None:
+        """Commit the open transaction with ``offsets`` in it (one is opened when there is none)."""
         if not self._in_txn and not offsets:
             return
         if not self._in_txn:

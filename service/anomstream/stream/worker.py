@@ -1,7 +1,7 @@
-"""The detection worker: consume → decode → score → threshold → produce → commit, with rebalances.
+"""The detection worker: consume → decode → score → produce, and the rebalance callbacks.
 
-At-least-once by default: input offsets are committed only after every alert, dead letter and snapshot
-they depend on has been acknowledged. Exactly-once puts all of them in one transaction (see ``sink``).
+When offsets are committed, and in which order outputs and snapshots become durable first, is owned by
+``checkpoint``; this module only asks it to ``track`` each processed record and to ``maybe_commit``.
 """
 
 from __future__ import annotations
@@ -9,30 +9,22 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 from confluent_kafka import KafkaError, TopicPartition
 
 from anomstream.config import TopicSettings, WorkerSettings
 from anomstream.detect.scorer import Scorer, score_record
-from anomstream.errors import BrokerError, CommitRejectedError, DeliveryError
+from anomstream.errors import BrokerError
 from anomstream.ops.metrics import Metrics
+from anomstream.stream.checkpoint import Checkpoint, Committed
 from anomstream.stream.deadletters import DeadLetterBrake, DeadLetterPolicy
 from anomstream.stream.producer import Sink
+from anomstream.stream.snapshot import Snapshots
 from anomstream.wire.codec import Rejection, dead_letter, decode_event, encode
 from anomstream.wire.records import Alert, Source
 
 Clock = Callable[[], float]
-
-
-class StateStore(Protocol):
-    """What the worker needs from checkpointing (``checkpoint.Checkpointer`` implements it)."""
-
-    def write(self, keys: list[Any], tombstones: list[Any]) -> int:
-        """Produce snapshots of ``keys`` and tombstones; returns bytes written."""
-
-    def restore(self, consumer: Any, partitions: list[TopicPartition]) -> None:
-        """Load the state of newly assigned partitions into the registry."""
 
 
 @dataclasses.dataclass
@@ -62,24 +54,22 @@ class Worker:
         topics: TopicSettings,
         cfg: WorkerSettings,
         log: Any,
-        store: StateStore | None = None,
+        checkpoint: Checkpoint,
+        store: Snapshots | None = None,
         clock: Clock = time.monotonic,
     ) -> None:
         self.consumer, self.sink, self.scorer = consumer, sink, scorer
         self.metrics, self.topics, self.cfg, self.log = metrics, topics, cfg, log
-        self.store = store
+        self.checkpoint, self.store = checkpoint, store
         self.clock = clock
         policy = DeadLetterPolicy(cfg.dlq_max_ratio, cfg.dlq_window, cfg.dlq_max_consecutive)
         self.brake = DeadLetterBrake(policy)
-        self.pending: dict[tuple[str, int], int] = {}
         self.assigned: set[int] = set()
         self.restoring: list[TopicPartition] = []
         self.counts = Counts()
         self.heartbeat = clock()
-        self._last_commit = clock()
         self._stopping = False
-        self._fatal: str | None = None
-        self._queued: list[tuple[int, list[TopicPartition]]] = []  # barriers awaiting their acks
+        self._fatal: BrokerError | None = None  # raised by the loop, outside the callback that hit it
         self._processed: dict[str, int] = {}  # per stream, this batch
 
     # -- lifecycle ---------------------------------------------------------------------------------
@@ -108,8 +98,8 @@ class Worker:
         messages = self.consumer.consume(self.cfg.batch_size, 0) or self.consumer.consume(
             self.cfg.batch_size, self.cfg.poll_timeout_s
         )
-        if self._fatal:
-            raise BrokerError(self._fatal)
+        if self._fatal is not None:
+            raise self._fatal
         if self.restoring:
             self._restore()  # before any record of a new partition is scored
         self.heartbeat = self.clock()
@@ -118,9 +108,9 @@ class Worker:
             self._handle(msg)
         self._count_batch(len(messages))
         self.sink.poll()
-        self._settle()
-        if self.clock() - self._last_commit >= self.cfg.commit_interval_s:
-            self.commit(blocking=False)
+        committed = self.checkpoint.maybe_commit()
+        if committed is not None:
+            self._after_commit(committed)
 
     def _count_batch(self, consumed: int) -> None:
         # Counters move once per batch, not once per event: Prometheus calls are not free.
@@ -168,7 +158,7 @@ class Worker:
             if self.topics.scores:
                 record = score_record(decoded, source, outcome, self.scorer.specs)
                 self.sink.produce(self.topics.scores, encode(record), msg.key(), partition=source.partition)
-        self.pending[(source.topic, source.partition)] = source.offset + 1
+        self.checkpoint.track(source.topic, source.partition, source.offset)
         self.metrics.processing.observe(time.perf_counter() - started)
 
     def _dead_letter(self, msg: Any, raw: bytes | None, why: Rejection, source: Source) -> None:
@@ -188,86 +178,22 @@ class Worker:
 
     # -- commit ------------------------------------------------------------------------------------
     def commit(self, partitions: set[int] | None = None, *, blocking: bool = True) -> None:
-        """Commit what has been processed (all partitions, or just ``partitions`` on revoke).
+        """Commit what has been processed (all partitions, or just ``partitions``); see ``Checkpoint``."""
+        self._after_commit(self.checkpoint.commit(partitions, blocking=blocking))
 
-        The order is the processing guarantee:
-        1. evict idle / over-limit keys (their tombstones join this commit),
-        2. produce snapshots of dirty keys,
-        3. make every output so far durable: blocking, flush and fail on any delivery error (or, in
-           exactly-once mode, commit the transaction with the offsets in it); non-blocking, close a
-           barrier and keep processing while its records are acknowledged,
-        4. commit the input offsets: now (blocking) or once the barrier settles (``_settle``),
-        5. clear dirty flags (their snapshots are queued; a failed delivery stops the worker).
-        """
-        started = self.clock()
-        registry = self.scorer.registry
-        evicted = registry.evict()
-        self.metrics.evicted.inc(len(evicted))
-        written = self.store.write(sorted(registry.dirty), evicted) if self.store is not None else 0
-        offsets = [
-            TopicPartition(topic, part, offset)
-            for (topic, part), offset in self.pending.items()
-            if partitions is None or part in partitions
-        ]
-        if blocking or self.sink.exactly_once:
-            self._commit_now(offsets)
-            self._unqueue({tp.partition for tp in offsets})  # already committed, newer or equal
-        else:
-            self._queued.append((self.sink.barrier(), offsets))
-        registry.dirty.clear()
-        self._after_commit(started, offsets, written)
-
-    def _commit_now(self, offsets: list[TopicPartition]) -> None:
-        try:
-            self.sink.commit(self.consumer, offsets)
-        except CommitRejectedError as exc:
-            self._rejected(exc, offsets)
-            return
-        except (DeliveryError, BrokerError):
-            self.metrics.commit_failures.inc()
-            raise
-        self._forget(offsets)
-
-    def _settle(self) -> None:
-        """Commit the offsets of every barrier whose records are all acknowledged, oldest first."""
-        while self._queued and self.sink.settled(self._queued[0][0]):
-            _, offsets = self._queued.pop(0)
-            try:
-                self.sink.commit_offsets(self.consumer, offsets)
-            except CommitRejectedError as exc:
-                self._rejected(exc, offsets)
-                continue
-            self._forget(offsets)
-
-    def _unqueue(self, parts: set[int]) -> None:
-        self._queued = [(e, [tp for tp in offs if tp.partition not in parts]) for e, offs in self._queued]
-
-    def _rejected(self, exc: Exception, offsets: list[TopicPartition]) -> None:
-        # Outputs are delivered; only the offsets were refused. Keep them pending for the next
-        # commit (a revoked partition's are dropped on release) and carry on.
-        self.metrics.commit_failures.inc()
-        self.log.warning("commit_rejected", error=str(exc), partitions=len(offsets))
-
-    def _forget(self, offsets: list[TopicPartition]) -> None:
-        for tp in offsets:
-            if self.pending.get((tp.topic, tp.partition)) == tp.offset:
-                del self.pending[(tp.topic, tp.partition)]
-
-    def _after_commit(self, started: float, offsets: list[TopicPartition], written: int) -> None:
-        now = self.clock()
-        self._last_commit = now
-        self.metrics.commit.observe(now - started)
+    def _after_commit(self, done: Committed) -> None:
         registry = self.scorer.registry
         self.metrics.active_keys.set(len(registry))
         self.metrics.observe_keys(self.scorer.key_summary(limit=1000))
-        if self.counts.consumed or offsets:
+        if self.counts.consumed or done.partitions:
             self.log.info(
                 "commit",
                 **dataclasses.asdict(self.counts),
-                partitions=len(offsets),
+                partitions=done.partitions,
                 keys=len(registry),
-                snapshot_bytes=written,
-                duration_ms=round((now - started) * 1000, 2),
+                evicted=done.evicted,
+                snapshot_bytes=done.snapshot_bytes,
+                duration_ms=round(done.seconds * 1000, 2),
             )
         self.counts = Counts()
 
@@ -288,7 +214,9 @@ class Worker:
             self.log.error("revoke_commit_failed", error=str(exc), partitions=sorted(parts))
             self.sink.abort()
             # Outputs of kept partitions may be lost too; a later commit must not skip past them.
-            self._fatal = f"commit failed during revoke: {exc}"
+            fatal = BrokerError(f"commit failed during revoke: {exc}")
+            fatal.__cause__ = exc  # keep the original failure (and its traceback) for the log
+            self._fatal = fatal
         finally:
             self._release(parts)
 
@@ -299,14 +227,15 @@ class Worker:
         if self.sink.exactly_once:
             # The open transaction mixes lost and kept partitions; abort it and restart clean.
             self.sink.abort()
-            self._fatal = "partitions lost during an exactly-once transaction; restarting to restore"
+            self._fatal = BrokerError(
+                "partitions lost during an exactly-once transaction; restarting to restore"
+            )
 
     def _release(self, parts: set[int]) -> None:
         for part in parts:
             self.scorer.registry.drop_partition(part)
-            self.pending.pop((self.topics.events, part), None)
             self.metrics.forget_partition(self.topics.events, part)
+        self.checkpoint.release(parts, self.topics.events)
         self.restoring = [tp for tp in self.restoring if tp.partition not in parts]
-        self._unqueue(parts)  # a queued barrier must never commit over the partition's new owner
         self.assigned -= parts
         self.metrics.assigned.set(len(self.assigned))

@@ -15,7 +15,7 @@ import pytest
 from anomstream.detect.spec import StreamSpec
 from anomstream.detect.store import KeyState
 from anomstream.errors import SnapshotError
-from anomstream.stream import checkpoint
+from anomstream.stream import snapshot
 
 KEY = b"test-secret"
 
@@ -38,7 +38,7 @@ def _forge(payload: bytes, header: dict[str, object], secret: bytes) -> bytes:
 def test_round_trip_restores_the_same_model() -> None:
     """A sealed state opens to a state that scores exactly like the original."""
     state = _trained_state()
-    header, restored = checkpoint.open_envelope(checkpoint.seal(state, KEY), KEY)
+    header, restored = snapshot.open_envelope(snapshot.seal(state, KEY), KEY)
     assert header["offset"] == 1234
     assert header["spec"] == state.digest
     assert restored.detector.score_one({"x": 20.0}) == state.detector.score_one({"x": 20.0})
@@ -48,16 +48,16 @@ def test_round_trip_restores_the_same_model() -> None:
 @pytest.mark.parametrize("position", [10, 40, 80, -1])
 def test_flipped_byte_is_refused(position: int) -> None:
     """Any single flipped byte (MAC, header or payload) fails authentication."""
-    sealed = bytearray(checkpoint.seal(_trained_state(), KEY))
+    sealed = bytearray(snapshot.seal(_trained_state(), KEY))
     sealed[position] ^= 0x01
     with pytest.raises(SnapshotError, match=r"bad_hmac|not_a_snapshot"):
-        checkpoint.open_envelope(bytes(sealed), KEY)
+        snapshot.open_envelope(bytes(sealed), KEY)
 
 
 def test_wrong_key_is_refused() -> None:
     """A snapshot sealed with another key is refused."""
     with pytest.raises(SnapshotError, match="bad_hmac"):
-        checkpoint.open_envelope(checkpoint.seal(_trained_state(), b"other"), KEY)
+        snapshot.open_envelope(snapshot.seal(_trained_state(), b"other"), KEY)
 
 
 class _Boom:
@@ -73,11 +73,11 @@ def test_forged_pickle_is_never_executed(tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
     evil = _forge(
         pickle.dumps(_Boom(str(marker))),
-        {"format": 1, "river": checkpoint.RIVER_VERSION, "spec": "x", "offset": 0},
+        {"format": 1, "river": snapshot.RIVER_VERSION, "spec": "x", "offset": 0},
         b"attacker-key",
     )
     with pytest.raises(SnapshotError, match="bad_hmac"):
-        checkpoint.open_envelope(evil, KEY)
+        snapshot.open_envelope(evil, KEY)
     assert not marker.exists()
 
 
@@ -85,24 +85,24 @@ def test_foreign_river_version_is_refused() -> None:
     """A snapshot written under another River version is not unpickled."""
     forged = _forge(pickle.dumps(_trained_state()), {"format": 1, "river": "0.0.1", "offset": 0}, KEY)
     with pytest.raises(SnapshotError, match="river_version_mismatch"):
-        checkpoint.open_envelope(forged, KEY)
+        snapshot.open_envelope(forged, KEY)
 
 
 def test_authentic_non_state_payload_is_refused() -> None:
     """Even an authentic envelope must contain a KeyState, nothing else."""
-    forged = _forge(pickle.dumps({"not": "a state"}), {"format": 1, "river": checkpoint.RIVER_VERSION}, KEY)
+    forged = _forge(pickle.dumps({"not": "a state"}), {"format": 1, "river": snapshot.RIVER_VERSION}, KEY)
     with pytest.raises(SnapshotError, match="unloadable"):
-        checkpoint.open_envelope(forged, KEY)
+        snapshot.open_envelope(forged, KEY)
 
 
 @pytest.mark.parametrize("raw", [b"", b"ASN1", os.urandom(100), b"{}"])
 def test_garbage_is_not_a_snapshot(raw: bytes) -> None:
     """Short or foreign bytes are refused as not_a_snapshot or bad_hmac, never parsed."""
     with pytest.raises(SnapshotError, match=r"not_a_snapshot|bad_hmac"):
-        checkpoint.read_header(raw, KEY)
+        snapshot.read_header(raw, KEY)
 
 
 def test_state_key_round_trip() -> None:
     """Record keys carry stream and entity, even when the entity contains separators of its own."""
     key = ("payments", "acct:42/eu")
-    assert checkpoint.decode_key(checkpoint.encode_key(key)) == key
+    assert snapshot.decode_key(snapshot.encode_key(key)) == key
