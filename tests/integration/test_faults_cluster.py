@@ -48,6 +48,9 @@ def test_survivor_takes_over_and_restores_killed_peers_state(kafka_bootstrap: st
         wait_for_log(log_a, '"restored"', 1)
         wait_for_log(log_b, '"restored"', 1)
         drain(kafka_bootstrap, settings.topics.scores, lambda got: len(got) >= TOTAL // 3, 120)
+        # Two commit lines from b: the first one's snapshots and offsets have landed (its barrier
+        # settles before the next commit), so there is state for the survivor to restore.
+        wait_for_log(log_b, '"snapshot_bytes"', 2)
         b.kill()
         b.wait(30)
         producer.join(timeout=60)
