@@ -24,7 +24,7 @@ from prometheus_client import CollectorRegistry
 
 from anomstream.app import build_worker
 from anomstream.config import Settings
-from anomstream.detect.scorer import Outcome, Scorer
+from anomstream.detect.scorer import Decision, Outcome, Scorer
 from anomstream.detect.spec import DetectorSpecs, StreamSpec
 from anomstream.detect.store import Registry
 from anomstream.ops import logs
@@ -33,7 +33,7 @@ from anomstream.stream.worker import Worker
 from anomstream.wire.records import Event, Source
 from loadtest.process import proc_status_kib
 
-_NOTHING = Outcome(score=0.0, threshold=1.0, anomalous=False, warming=False, adapted=False, alert=None)
+_NOTHING = Outcome(score=0.0, threshold=1.0, decision=Decision.NORMAL)
 
 
 class NullScorer(Scorer):

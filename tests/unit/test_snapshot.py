@@ -73,7 +73,7 @@ def test_forged_pickle_is_never_executed(tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
     evil = _forge(
         pickle.dumps(_Boom(str(marker))),
-        {"format": 1, "river": snapshot.RIVER_VERSION, "spec": "x", "offset": 0},
+        {"format": snapshot.FORMAT, "river": snapshot.RIVER_VERSION, "spec": "x", "offset": 0},
         b"attacker-key",
     )
     with pytest.raises(SnapshotError, match="bad_hmac"):
@@ -83,14 +83,18 @@ def test_forged_pickle_is_never_executed(tmp_path: Path) -> None:
 
 def test_foreign_river_version_is_refused() -> None:
     """A snapshot written under another River version is not unpickled."""
-    forged = _forge(pickle.dumps(_trained_state()), {"format": 1, "river": "0.0.1", "offset": 0}, KEY)
+    forged = _forge(
+        pickle.dumps(_trained_state()), {"format": snapshot.FORMAT, "river": "0.0.1", "offset": 0}, KEY
+    )
     with pytest.raises(SnapshotError, match="river_version_mismatch"):
         snapshot.open_envelope(forged, KEY)
 
 
 def test_authentic_non_state_payload_is_refused() -> None:
     """Even an authentic envelope must contain a KeyState, nothing else."""
-    forged = _forge(pickle.dumps({"not": "a state"}), {"format": 1, "river": snapshot.RIVER_VERSION}, KEY)
+    forged = _forge(
+        pickle.dumps({"not": "a state"}), {"format": snapshot.FORMAT, "river": snapshot.RIVER_VERSION}, KEY
+    )
     with pytest.raises(SnapshotError, match="unloadable"):
         snapshot.open_envelope(forged, KEY)
 

@@ -12,6 +12,8 @@ from collections.abc import Mapping
 
 from river.base import Base
 
+from anomstream.wire.records import Expected
+
 Features = Mapping[str, float]
 
 # z = 3 maps to 0.5; the squash never saturates, so quantile thresholds keep their resolution.
@@ -34,20 +36,11 @@ def score_to_z(score: float) -> float:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class Band:
-    """The expected centre of one feature and the band counted as normal."""
-
-    mean: float
-    low: float
-    high: float
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
 class Explanation:
     """Why a point scored as it did: share of the score per feature (sums to 1) and expected bands."""
 
     contributions: dict[str, float]
-    expected: dict[str, Band]
+    expected: dict[str, Expected]
 
 
 def shares(weights: Mapping[str, float]) -> dict[str, float]:

@@ -11,7 +11,8 @@ from typing import Any
 
 from river import anomaly, preprocessing, stats
 
-from anomstream.detect.detector import Band, Detector, Explanation, Features, shares, z_to_score
+from anomstream.detect.detector import Detector, Explanation, Features, shares, z_to_score
+from anomstream.wire.records import Expected
 
 
 class HST(Detector):
@@ -113,7 +114,7 @@ class HST(Detector):
                 drops[name] = 0.0
                 continue
             mean, std = var.mean.get(), math.sqrt(max(var.get(), 0.0))
-            expected[name] = Band(mean, mean - self.band * std, mean + self.band * std)
+            expected[name] = Expected(mean=mean, low=mean - self.band * std, high=mean + self.band * std)
             drops[name] = max(0.0, base - self._standardised(self._raw_score({**x, name: mean})))
         if not any(drops.values()):  # the trees cannot tell: fall back to standardised distance
             for name, value in x.items():

@@ -6,16 +6,17 @@ One code path, so a backtest on files gives exactly the scores the live worker g
 from __future__ import annotations
 
 import dataclasses
+import enum
 import itertools
 import math
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
 from anomstream.detect.spec import DetectorSpecs, StreamSpec
 from anomstream.detect.store import KeyState, Registry
 from anomstream.detect.thresholds import severity
-from anomstream.wire.records import Alert, Event, Expected, ScoreRecord, Source, Status
+from anomstream.wire.records import Alert, Event, ScoreRecord, Source, Status
 
 _ALERT_NS = uuid.UUID("6f1c3a52-8d4e-4b8a-9a57-2f0e5d7c1b90")
 
@@ -26,16 +27,38 @@ def alert_id(source: Source, stream: str, detector: str) -> str:
     return str(uuid.uuid5(_ALERT_NS, name))
 
 
+class Decision(enum.Enum):
+    """What one event was judged to be."""
+
+    WARMING = "warming"  # the key has seen fewer than ``warmup`` points: scored, never alerted
+    NORMAL = "normal"
+    ANOMALOUS = "anomalous"
+    ADAPTED = "adapted"  # anomalous, and the run it ends was adopted as the new normal
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Outcome:
     """What the scorer decided for one event (replay writes one row of this per input row)."""
 
     score: float
     threshold: float
-    anomalous: bool
-    warming: bool
-    adapted: bool
-    alert: Alert | None
+    decision: Decision
+    alert: Alert | None = None
+
+    @property
+    def anomalous(self) -> bool:
+        """Above the threshold (past warm-up)."""
+        return self.decision in (Decision.ANOMALOUS, Decision.ADAPTED)
+
+    @property
+    def warming(self) -> bool:
+        """Still in warm-up."""
+        return self.decision is Decision.WARMING
+
+    @property
+    def adapted(self) -> bool:
+        """The point completed a level shift that was adopted."""
+        return self.decision is Decision.ADAPTED
 
 
 class Scorer:
@@ -46,9 +69,15 @@ class Scorer:
     model is rebuilt from that run so the new level becomes normal instead of alerting forever.
     """
 
-    def __init__(self, specs: DetectorSpecs, registry: Registry) -> None:
+    def __init__(
+        self,
+        specs: DetectorSpecs,
+        registry: Registry,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         self.specs = specs
         self.registry = registry
+        self.now = now  # wall clock of ``detected_at``; injected in tests
 
     def key_summary(self, limit: int) -> Iterator[tuple[float, bool]]:
         """``(current threshold, past warm-up)`` of up to ``limit`` most recently used keys."""
@@ -62,21 +91,22 @@ class Scorer:
         state = self.registry.get((event.stream, event.entity_id), spec, source.partition)
         state.offset = source.offset
         if not x:
-            return Outcome(0.0, state.threshold.current(), False, state.n_seen < spec.warmup, False, None)
+            decision = Decision.WARMING if state.n_seen < spec.warmup else Decision.NORMAL
+            return Outcome(0.0, state.threshold.current(), decision)
         t = event.timestamp.timestamp()
         score = state.detector.score_one(x, t)
         if not math.isfinite(score):  # a poisoned model (e.g. overflowed statistics) must not crash us
             score = 1.0
-        p = _Point(event, source, spec, state, x, t, score, state.threshold.current())
+        p = _Point(event, source, spec, state, x, t, score, state.threshold.current(), self.now)
         if state.n_seen < spec.warmup:
             _learn(state, x, t)
-            return Outcome(p.score, p.threshold, False, True, False, None)
+            return Outcome(p.score, p.threshold, Decision.WARMING)
         if p.score <= p.threshold:
             state.threshold.observe(p.score)
             state.recent.clear()
             alert = _alert(p, state.lifecycle.on_normal(spec.lifecycle))
             _learn(state, x, t)
-            return Outcome(p.score, p.threshold, False, False, False, alert)
+            return Outcome(p.score, p.threshold, Decision.NORMAL, alert)
         return _anomalous(p)
 
 
@@ -92,6 +122,7 @@ class _Point:
     t: float
     score: float
     threshold: float
+    now: Callable[[], datetime]
 
 
 def _anomalous(p: _Point) -> Outcome:
@@ -100,10 +131,10 @@ def _anomalous(p: _Point) -> Outcome:
     alert = _alert(p, status)
     if not life.protect:
         _learn(state, p.x, p.t)
-        return Outcome(p.score, p.threshold, True, False, False, alert)
+        return Outcome(p.score, p.threshold, Decision.ANOMALOUS, alert)
     state.recent.append((p.x, p.t))
     if state.lifecycle.anomaly_run < life.adapt_after:
-        return Outcome(p.score, p.threshold, True, False, False, alert)
+        return Outcome(p.score, p.threshold, Decision.ANOMALOUS, alert)
     # Sustained shift: 1. rebuild the model from the run, 2. close the alert, 3. warm up again
     # for whatever of the warm-up the run did not cover.
     state.detector = state.detector.clone()
@@ -112,7 +143,7 @@ def _anomalous(p: _Point) -> Outcome:
         _learn(state, point, when)
     state.recent.clear()
     alert = _alert(p, state.lifecycle.resolve()) or alert
-    return Outcome(p.score, p.threshold, True, False, True, alert)
+    return Outcome(p.score, p.threshold, Decision.ADAPTED, alert)
 
 
 def _alert(p: _Point, status: Status | None) -> Alert | None:
@@ -125,7 +156,7 @@ def _alert(p: _Point, status: Status | None) -> Alert | None:
         entity_id=p.event.entity_id,
         stream=p.event.stream,
         timestamp=p.event.timestamp,
-        detected_at=datetime.now(UTC),
+        detected_at=p.now(),
         status=status,
         # a resolved alert carries the severity of the episode's worst point
         severity=severity(p.state.lifecycle.peak if resolved else p.score, p.threshold),
@@ -133,7 +164,7 @@ def _alert(p: _Point, status: Status | None) -> Alert | None:
         threshold=p.threshold,
         detector=p.spec.detector,
         values=dict(p.event.values),
-        expected={k: Expected(mean=b.mean, low=b.low, high=b.high) for k, b in why.expected.items()},
+        expected=why.expected,
         contributions=why.contributions,
         source=p.source,
         attributes=dict(p.event.attributes),

@@ -6,16 +6,41 @@ deviation in standard units, squashed to [0, 1].
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from array import array
 from typing import Any
 
 from river import stats
 
-from anomstream.detect.detector import Band, Detector, Explanation, Features, shares, z_to_score
+from anomstream.detect.detector import Detector, Explanation, Features, shares, z_to_score
+from anomstream.wire.records import Expected
 
 # Gaussian IQR = 1.349 σ: converts the robust spread to standard units.
 _IQR_TO_SIGMA = 1.349
+
+
+@dataclasses.dataclass(slots=True)
+class RobustState:
+    """One feature of ``Robust``: running median and inter-quartile range."""
+
+    median: Any
+    iqr: Any
+
+
+@dataclasses.dataclass(slots=True)
+class EwmaState:
+    """One feature of ``EWMA``: the level's mean and variance, and the optional seasonal profile.
+
+    ``profile`` holds one smoothed value per slot of the period (NaN: slot not seen yet);
+    ``resid_mean`` / ``resid_var`` follow the residual from that profile.
+    """
+
+    mean: Any
+    var: Any
+    profile: array[float] | None = None
+    resid_mean: Any = None
+    resid_var: Any = None
 
 
 class _FeatureStats(Detector):
@@ -88,7 +113,7 @@ class _FeatureStats(Detector):
                 continue
             center, spread = self._expect(est, t)
             width = self.band * spread
-            expected[name] = Band(center, center - width, center + width)
+            expected[name] = Expected(mean=center, low=center - width, high=center + width)
         return Explanation(shares({n: self._feature_z(n, v, t) for n, v in x.items()}), expected)
 
 
@@ -131,15 +156,15 @@ class Robust(_FeatureStats):
 
     name = "robust"
 
-    def _new(self) -> Any:
-        return (stats.Quantile(0.5), stats.IQR(0.25, 0.75))
+    def _new(self) -> RobustState:
+        return RobustState(stats.Quantile(0.5), stats.IQR(0.25, 0.75))
 
-    def _update(self, est: Any, value: float, t: float | None) -> None:
-        est[0].update(value)
-        est[1].update(value)
+    def _update(self, est: RobustState, value: float, t: float | None) -> None:
+        est.median.update(value)
+        est.iqr.update(value)
 
-    def _center_scale(self, est: Any) -> tuple[float, float]:
-        median, iqr = est[0].get(), est[1].get()
+    def _center_scale(self, est: RobustState) -> tuple[float, float]:
+        median, iqr = est.median.get(), est.iqr.get()
         if median is None:
             return 0.0, 0.0
         return median, (iqr or 0.0) / _IQR_TO_SIGMA
@@ -189,45 +214,47 @@ class EWMA(_FeatureStats):
         self.slot_s = slot_s
         self.season_fading = season_fading
 
-    def _new(self) -> Any:
+    def _new(self) -> EwmaState:
         # river's EWVar (Rust) keeps its own mean privately; EWMean gives us the centre.
-        level = [stats.EWMean(self.fading_factor), stats.EWVar(self.fading_factor)]
-        if self.period_s <= 0:
-            return level
-        slots = math.ceil(self.period_s / self.slot_s)
-        profile = array("d", [math.nan]) * slots  # NaN: slot not seen yet
-        return [*level, profile, stats.EWMean(self.fading_factor), stats.EWVar(self.fading_factor)]
+        state = EwmaState(stats.EWMean(self.fading_factor), stats.EWVar(self.fading_factor))
+        if self.period_s > 0:
+            slots = math.ceil(self.period_s / self.slot_s)
+            state.profile = array("d", [math.nan]) * slots  # NaN: slot not seen yet
+            state.resid_mean = stats.EWMean(self.fading_factor)
+            state.resid_var = stats.EWVar(self.fading_factor)
+        return state
 
-    def _slot(self, est: Any, t: float | None) -> int | None:
-        if t is None or len(est) < 5:
+    def _slot(self, est: EwmaState, t: float | None) -> int | None:
+        if t is None or est.profile is None:
             return None
         return int((t % self.period_s) // self.slot_s)
 
-    def _update(self, est: Any, value: float, t: float | None) -> None:
+    def _update(self, est: EwmaState, value: float, t: float | None) -> None:
         slot = self._slot(est, t)
-        if slot is not None:
+        if slot is not None and est.profile is not None:
             # 1. the residual against the profile as it was, 2. then the profile learns the value
-            seen = est[2][slot]
+            seen = est.profile[slot]
             if not math.isnan(seen):
-                est[3].update(value - seen)
-                est[4].update(value - seen)
-            est[2][slot] = value if math.isnan(seen) else seen + self.season_fading * (value - seen)
-        est[0].update(value)
-        est[1].update(value)
+                est.resid_mean.update(value - seen)
+                est.resid_var.update(value - seen)
+            est.profile[slot] = value if math.isnan(seen) else seen + self.season_fading * (value - seen)
+        est.mean.update(value)
+        est.var.update(value)
 
-    def _center_scale(self, est: Any) -> tuple[float, float]:
-        var = est[1].get()
-        return est[0].get(), math.sqrt(var) if var > 0 else 0.0
+    def _center_scale(self, est: EwmaState) -> tuple[float, float]:
+        var = est.var.get()
+        return est.mean.get(), math.sqrt(var) if var > 0 else 0.0
 
-    def _seasonal(self, est: Any, t: float | None) -> tuple[float, float] | None:
+    def _seasonal(self, est: EwmaState, t: float | None) -> tuple[float, float] | None:
         slot = self._slot(est, t)
-        if slot is None or math.isnan(est[2][slot]):
+        if slot is None or est.profile is None or math.isnan(est.profile[slot]):
             return None
-        var = est[4].get()
-        level = est[0].get()
-        return est[2][slot] + est[3].get(), self._scale(level, math.sqrt(var) if var > 0 else 0.0)
+        var = est.resid_var.get()
+        level = est.mean.get()
+        spread = self._scale(level, math.sqrt(var) if var > 0 else 0.0)
+        return est.profile[slot] + est.resid_mean.get(), spread
 
-    def _z(self, est: Any, value: float, t: float | None) -> float:
+    def _z(self, est: EwmaState, value: float, t: float | None) -> float:
         level = super()._z(est, value, t)
         seasonal = self._seasonal(est, t)
         if seasonal is None:
@@ -235,5 +262,5 @@ class EWMA(_FeatureStats):
         center, spread = seasonal
         return max(level, abs(value - center) / spread)
 
-    def _expect(self, est: Any, t: float | None) -> tuple[float, float]:
+    def _expect(self, est: EwmaState, t: float | None) -> tuple[float, float]:
         return self._seasonal(est, t) or super()._expect(est, t)

@@ -184,3 +184,14 @@ def nab_scores(runs: Sequence[SeriesRun]) -> dict[str, NabScores]:
         name: NabScores(nab.corpus_score(series, profile), nab.corpus_score_alarms(series, alarms, profile))
         for name, profile in nab.PROFILES.items()
     }
+
+
+@dataclasses.dataclass(frozen=True)
+class Evaluation:
+    """One detector (spec) evaluated over every input series."""
+
+    name: str
+    runs: list[SeriesRun]
+    rejected: int
+    points: PointMetrics
+    nab: dict[str, NabScores]

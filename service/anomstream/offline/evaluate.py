@@ -17,8 +17,7 @@ from anomstream.detect.spec import DetectorSpecs
 from anomstream.detect.specfiles import SpecChoice, chosen_specs
 from anomstream.errors import ConfigError
 from anomstream.offline.backtest import (
-    NabScores,
-    PointMetrics,
+    Evaluation,
     SeriesRun,
     Windows,
     nab_scores,
@@ -28,17 +27,6 @@ from anomstream.offline.backtest import (
 from anomstream.offline.nab import PROFILES, load_windows
 from anomstream.offline.replay import Replayer, replay_files
 from anomstream.offline.sources import FORMATS, ColumnMap
-
-
-@dataclasses.dataclass(frozen=True)
-class Evaluation:
-    """One detector (spec) evaluated over every input series."""
-
-    name: str
-    runs: list[SeriesRun]
-    rejected: int
-    points: PointMetrics
-    nab: dict[str, NabScores]
 
 
 def discover(paths: Sequence[Path]) -> list[tuple[str, Path]]:

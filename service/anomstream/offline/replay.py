@@ -14,14 +14,13 @@ from typing import Any
 
 from anomstream import config
 from anomstream.config import Settings
-from anomstream.detect.detector import Band
 from anomstream.detect.scorer import Outcome, Scorer, features
 from anomstream.detect.spec import DetectorSpecs
 from anomstream.detect.specfiles import SpecChoice, chosen_specs
 from anomstream.detect.store import Registry
 from anomstream.offline.outputs import Progress, open_writer
 from anomstream.offline.sources import ColumnMap, Row, count_rows, kafka_rows, rows
-from anomstream.wire.records import Event
+from anomstream.wire.records import Event, Expected
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -34,7 +33,7 @@ class Verdict:
 
     row: Row
     outcome: Outcome | None
-    expected: dict[str, Band]
+    expected: dict[str, Expected]
 
     @property
     def status(self) -> str | None:
@@ -114,10 +113,10 @@ class Replayer:
         expected = self._bands(row.event) if self.bands else {}
         outcome = self.scorer.process(row.event, row.source)
         if outcome.alert is not None:
-            expected = {k: Band(e.mean, e.low, e.high) for k, e in outcome.alert.expected.items()} or expected
+            expected = dict(outcome.alert.expected) or expected
         return Verdict(row, outcome, expected)
 
-    def _bands(self, event: Event) -> dict[str, Band]:
+    def _bands(self, event: Event) -> dict[str, Expected]:
         spec = self.scorer.specs.for_stream(event.stream)
         state = self.scorer.registry.peek((event.stream, event.entity_id))
         if state is None or state.n_seen == 0 or state.digest != spec.digest():

@@ -12,13 +12,10 @@ import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from anomstream import __version__
+from anomstream.offline.backtest import Evaluation, point_metrics
 from anomstream.offline.nab import PROFILES
-
-if TYPE_CHECKING:
-    from anomstream.offline.evaluate import Evaluation
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 24px; color: #222; max-width: 1340px; }
@@ -64,8 +61,6 @@ def detector_table(results: Sequence[Evaluation]) -> str:
 
 def file_table(result: Evaluation) -> str:
     """Per-file table of one detector: windows caught by alarms, false alarms, AUCs, NAB raw score."""
-    from anomstream.offline.backtest import point_metrics
-
     nab_files = {f.name: f for f in result.nab["standard"].optimised.files}
     head = ["series", "rows", "windows", "alarmed", "alarms", "false alarms", "ROC-AUC", "PR-AUC"]
     head.append("NAB raw (standard, optimised)")

@@ -24,7 +24,8 @@ from anomstream.detect.store import Evicted, Key, KeyState, Registry
 from anomstream.errors import SnapshotError
 from anomstream.ops.metrics import Metrics
 
-FORMAT = 1
+# 2: modules moved into role folders (pickled class paths changed); older snapshots are refused cleanly.
+FORMAT = 2
 RIVER_VERSION = version("river")
 _MAGIC = b"ASN1"
 _MAC_LEN = hashlib.sha256().digest_size
@@ -54,7 +55,7 @@ def seal(state: KeyState, secret: bytes) -> bytes:
     >>> st = KeyState(StreamSpec(), partition=0, now=0.0)
     >>> opened = open_envelope(seal(st, b"k"), b"k")
     >>> opened[0]["format"], type(opened[1]).__name__
-    (1, 'KeyState')
+    (2, 'KeyState')
     """
     header = orjson.dumps(
         {"format": FORMAT, "river": RIVER_VERSION, "spec": state.digest, "offset": state.offset}
