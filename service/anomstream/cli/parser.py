@@ -63,6 +63,9 @@ def _add_evaluate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     p.add_argument("--out", type=Path, help="with --format nab: NAB results folder")
     p.add_argument("--report", type=Path, help="write an HTML report (and PNGs) into this folder")
+    p.add_argument(
+        "--loco", action="store_true", help="leave-one-category-out: threshold chosen without each category"
+    )
     _add_columns(p)
     _add_spec(p, all_detectors=True)
 
@@ -135,6 +138,7 @@ def evaluate_options(args: argparse.Namespace) -> EvaluateOptions:
         format=args.format,
         out=args.out,
         report=args.report,
+        loco=args.loco,
         columns=_columns(args),
         label_col=args.label_col,
         choice=_choice(args),

@@ -24,6 +24,7 @@ from anomstream.offline.backtest import (
     point_metrics,
     series_runs,
 )
+from anomstream.offline.loco import loco, print_loco
 from anomstream.offline.nab import PROFILES, load_windows
 from anomstream.offline.replay import Replayer, replay_files
 from anomstream.offline.sources import FORMATS, ColumnMap
@@ -89,6 +90,7 @@ class EvaluateOptions:
     format: str = "text"
     out: Path | None = None
     report: Path | None = None
+    loco: bool = False  # also print leave-one-category-out scores (keys' first folder = category)
     columns: ColumnMap = dataclasses.field(default_factory=ColumnMap)
     label_col: str | None = None
     choice: SpecChoice = dataclasses.field(default_factory=SpecChoice)
@@ -123,6 +125,10 @@ def run(args: EvaluateOptions, specs: DetectorSpecs) -> int:
         sys.stdout.write("\n")
     else:
         print_results(results, sys.stdout)
+    if args.loco:
+        for result in results:
+            sys.stdout.write(f"\n{result.name}: ")
+            print_loco([loco(result.runs, p) for p in PROFILES], sys.stdout)
     if args.report:
         from anomstream.offline.report import write_report
 

@@ -213,7 +213,7 @@ def corpus_score(
         table = threshold_table(concat(points), profile.fn)
         threshold = float(table.thresholds[table.best()])
     files = [_score(s, p, threshold, profile) for s, p in zip(series_list, points, strict=True)]
-    return _normalise(files, profile, threshold)
+    return normalise(files, profile, threshold)
 
 
 def corpus_score_alarms(
@@ -236,7 +236,8 @@ def corpus_score_alarms(
     return replace(result, threshold=math.nan, files=files)
 
 
-def _normalise(files: Sequence[SeriesScore], profile: CostProfile, threshold: float) -> CorpusScore:
+def normalise(files: Sequence[SeriesScore], profile: CostProfile, threshold: float) -> CorpusScore:
+    """NAB's normalisation of summed per-file scores (0 = never fires, 100 = perfect)."""
     raw = sum(f.score for f in files)
     null = sum(-profile.fn * f.windows_scored for f in files)
     perfect = sum(f.windows for f in files) * profile.tp
