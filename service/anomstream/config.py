@@ -22,6 +22,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from anomstream.detect import catalog
 from anomstream.detect.spec import DetectorSpecs, load_specs
 from anomstream.errors import ConfigError
 
@@ -212,7 +213,9 @@ def load(overrides: Mapping[str, Any] | None = None) -> tuple[Settings, Detector
         settings = Settings(**init)
     except ValidationError as exc:
         raise ConfigError(_format_errors(exc)) from None
-    return settings, load_specs(settings.detectors_file)
+    specs = load_specs(settings.detectors_file)
+    catalog.validate(specs)  # an unknown detector or parameter fails here, before any client exists
+    return settings, specs
 
 
 def masked(settings: Settings) -> dict[str, Any]:

@@ -21,7 +21,9 @@ def build(spec: StreamSpec) -> Detector:
     >>> build(StreamSpec(detector="ewma", params={"fading_factor": 0.1})).fading_factor
     0.1
     """
-    cls = CATALOG[spec.detector]
+    cls = CATALOG.get(spec.detector)
+    if cls is None:
+        raise ConfigError(f"detector: unknown {spec.detector!r}; the catalog has {sorted(CATALOG)}")
     allowed = set(inspect.signature(cls.__init__).parameters) - {"self"}
     unknown = set(spec.params) - allowed
     if unknown:
@@ -40,4 +42,6 @@ def validate(specs: DetectorSpecs) -> None:
         try:
             build(spec)
         except ConfigError as exc:
-            raise ConfigError(f"streams.{stream}: {exc}") from None
+            # "detector: unknown ..." names the field itself; other messages name the detector.
+            sep = "." if str(exc).startswith("detector:") else ": "
+            raise ConfigError(f"streams.{stream}{sep}{exc}") from None

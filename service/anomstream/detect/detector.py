@@ -60,6 +60,11 @@ class Detector(Base, abc.ABC):
     """
 
     name: str = "base"
+    #: What an alert of this detector reports (wire ``kind``): ``point``, ``contextual``, ``collective``,
+    #: ``shift``, ...
+    kind: str = "point"
+    #: One line for ``anomstream detectors`` and the catalog table.
+    summary: str = ""
 
     @abc.abstractmethod
     def score_one(self, x: Features, t: float | None = None) -> float:
@@ -72,3 +77,42 @@ class Detector(Base, abc.ABC):
     @abc.abstractmethod
     def explain_one(self, x: Features, t: float | None = None) -> Explanation:
         """Contributions and expected bands for ``x`` (called only when an alert is raised)."""
+
+    def deviations(self, x: Features, t: float | None = None) -> dict[str, float]:
+        """Raw deviations behind the score, one per view (e.g. per feature), before learning ``x``.
+
+        Non-negative, larger is more unusual, *not* squashed: the calibration layer turns each into a tail
+        probability against the key's own history, so thresholds mean the same for every detector.
+        The default is the score's deviation in standard units; detectors with several views override it.
+        """
+        return {"score": score_to_z(self.score_one(x, t))}
+
+
+def replacement_contributions(
+    detector: Detector, x: Features, baseline: Mapping[str, float], t: float | None = None
+) -> dict[str, float]:
+    """Model-agnostic attribution: replace one feature at a time by its expected value, measure the drop.
+
+    The idea behind SHAP/LIME occlusion, one pass per feature, so compute it only when alerting. A feature
+    with no baseline (never seen) keeps its value. Shares sum to 1 (uniform when nothing drops).
+
+    Examples
+    --------
+    >>> from anomstream.detect.statistical import ZScore
+    >>> det = ZScore()
+    >>> for i in range(100):
+    ...     det.learn_one({"a": float(i % 5), "b": float(i % 3)})
+    >>> shares_ = replacement_contributions(det, {"a": 40.0, "b": 1.0}, {"a": 2.0, "b": 1.0})
+    >>> shares_["a"] > 0.99
+    True
+    """
+    full = detector.score_one(x, t)
+    drops = {}
+    for name in x:
+        if name not in baseline:
+            drops[name] = 0.0
+            continue
+        probe = dict(x)
+        probe[name] = baseline[name]
+        drops[name] = max(0.0, full - detector.score_one(probe, t))
+    return shares(drops)

@@ -15,8 +15,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from anomstream.errors import ConfigError
 
-DetectorName = Literal["zscore", "robust", "ewma", "hst"]
-
 
 class _Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -52,7 +50,8 @@ class LifecycleSpec(_Spec):
 class StreamSpec(_Spec):
     """Everything that decides how one ``stream``'s events are scored."""
 
-    detector: DetectorName = "ewma"
+    # A catalog name; checked against the catalog (``catalog.validate``) at start-up, which names the choices.
+    detector: str = Field(default="ewma", min_length=1)
     features: tuple[str, ...] = ()
     warmup: int = Field(default=30, ge=1)
     params: dict[str, Any] = Field(default_factory=dict)
