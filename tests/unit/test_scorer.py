@@ -20,8 +20,19 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 STATISTICAL = ["zscore", "robust", "ewma"]
 
 
+# The per-detector quantile threshold with protect-vs-adapt and cooldown re-alerts: what these tests pin.
+# The calibrated default (risk + peak re-alert) has its own tests in test_calibration.py.
+CLASSIC: dict[str, dict[str, Any]] = {
+    "threshold": {"kind": "quantile"},
+    "lifecycle": {"protect": True, "realert": "cooldown"},
+}
+
+
 def _spec(detector: str = "zscore", **kw: Any) -> StreamSpec:
-    return StreamSpec.model_validate({"detector": detector, **kw})
+    merged: dict[str, Any] = {"detector": detector, **CLASSIC, **kw}
+    for section in ("threshold", "lifecycle"):
+        merged[section] = {**CLASSIC[section], **kw.get(section, {})}
+    return StreamSpec.model_validate(merged)
 
 
 def _scorer(*specs: tuple[str, StreamSpec]) -> tuple[Scorer, Registry]:
@@ -316,6 +327,8 @@ def test_state_tracks_partition_and_offset() -> None:
 
 
 def test_lifecycle_spec_defaults_match_tests() -> None:
-    """The defaults these tests rely on (cooldown 300 s, protect on) are those of ``LifecycleSpec``."""
-    spec = LifecycleSpec()
+    """The defaults these tests rely on (cooldown 300 s, adapt after 30) are those of ``LifecycleSpec``."""
+    spec = _spec().lifecycle
     assert (spec.cooldown_s, spec.protect, spec.resolve_after, spec.adapt_after) == (300.0, True, 3, 30)
+    default = LifecycleSpec()
+    assert (default.cooldown_s, default.resolve_after, default.adapt_after) == (300.0, 3, 30)

@@ -101,7 +101,7 @@ def test_scorer_feeds_only_normal_scores_to_the_threshold() -> None:
 
 def test_lifecycle_opens_then_ongoing_under_event_time_cooldown() -> None:
     """First anomaly opens; later ones emit ``ongoing`` at most once per cooldown of event time."""
-    life, spec = Lifecycle(), LifecycleSpec(cooldown_s=60, resolve_after=3)
+    life, spec = Lifecycle(), LifecycleSpec(cooldown_s=60, resolve_after=3, realert="cooldown")
     emitted = [life.on_anomaly(t, 0.9, spec) for t in (0, 30, 59, 60, 100, 119, 120, 120, 500)]
     assert emitted == ["open", None, None, "ongoing", None, None, "ongoing", None, "ongoing"]
     assert life.active
@@ -110,13 +110,13 @@ def test_lifecycle_opens_then_ongoing_under_event_time_cooldown() -> None:
 
 def test_lifecycle_cooldown_counts_event_time_not_points() -> None:
     """Many anomalous points with the same timestamp produce a single ``open`` and no ``ongoing``."""
-    life, spec = Lifecycle(), LifecycleSpec(cooldown_s=1, resolve_after=3)
+    life, spec = Lifecycle(), LifecycleSpec(cooldown_s=1, resolve_after=3, realert="cooldown")
     assert [life.on_anomaly(1000.0, 0.9, spec) for _ in range(50)] == ["open"] + [None] * 49
 
 
 def test_lifecycle_resolves_after_consecutive_normal_points() -> None:
     """``resolved`` needs ``resolve_after`` consecutive normal points; an anomaly restarts the count."""
-    life, spec = Lifecycle(), LifecycleSpec(cooldown_s=300, resolve_after=3)
+    life, spec = Lifecycle(), LifecycleSpec(cooldown_s=300, resolve_after=3, realert="cooldown")
     assert life.on_anomaly(0, 0.8, spec) == "open"
     assert [life.on_normal(spec) for _ in range(2)] == [None, None]
     assert life.on_anomaly(1, 0.95, spec) is None  # still open, inside the cooldown
@@ -128,7 +128,7 @@ def test_lifecycle_resolves_after_consecutive_normal_points() -> None:
 
 def test_lifecycle_reopens_after_resolution() -> None:
     """After ``resolved`` the next anomaly opens a new episode with its own peak."""
-    life, spec = Lifecycle(), LifecycleSpec(cooldown_s=300, resolve_after=1)
+    life, spec = Lifecycle(), LifecycleSpec(cooldown_s=300, resolve_after=1, realert="cooldown")
     life.on_anomaly(0, 0.99, spec)
     assert life.on_normal(spec) == "resolved"
     assert life.on_anomaly(10, 0.75, spec) == "open"

@@ -6,11 +6,12 @@ import inspect
 
 from anomstream.detect.detector import Detector
 from anomstream.detect.hst import HST
+from anomstream.detect.multiview import MultiView
 from anomstream.detect.spec import DetectorSpecs, StreamSpec
 from anomstream.detect.statistical import EWMA, Robust, ZScore
 from anomstream.errors import ConfigError
 
-CATALOG: dict[str, type[Detector]] = {cls.name: cls for cls in (ZScore, Robust, EWMA, HST)}
+CATALOG: dict[str, type[Detector]] = {cls.name: cls for cls in (MultiView, ZScore, Robust, EWMA, HST)}
 
 
 def build(spec: StreamSpec) -> Detector:

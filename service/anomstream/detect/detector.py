@@ -12,7 +12,7 @@ from collections.abc import Mapping
 
 from river.base import Base
 
-from anomstream.wire.records import Expected
+from anomstream.wire.records import Expected, Kind
 
 Features = Mapping[str, float]
 
@@ -62,9 +62,11 @@ class Detector(Base, abc.ABC):
     name: str = "base"
     #: What an alert of this detector reports (wire ``kind``): ``point``, ``contextual``, ``collective``,
     #: ``shift``, ...
-    kind: str = "point"
+    kind: Kind = "point"
     #: One line for ``anomstream detectors`` and the catalog table.
     summary: str = ""
+    #: True for detectors that calibrate their own views and implement ``log10p_one``.
+    calibrated: bool = False
 
     @abc.abstractmethod
     def score_one(self, x: Features, t: float | None = None) -> float:
@@ -86,6 +88,10 @@ class Detector(Base, abc.ABC):
         The default is the score's deviation in standard units; detectors with several views override it.
         """
         return {"score": score_to_z(self.score_one(x, t))}
+
+    def log10p_one(self, x: Features, t: float | None = None) -> tuple[float, str]:
+        """(log10 tail probability, winning view) of ``x`` for self-calibrated detectors, before learning."""
+        raise NotImplementedError(f"{self.name} is not self-calibrated; use deviations()")
 
 
 def replacement_contributions(

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
+from anomstream.detect.judge import Judged
 from anomstream.detect.spec import DetectorSpecs, StreamSpec
 from anomstream.detect.store import KeyState, Registry
 from anomstream.detect.thresholds import severity
@@ -44,6 +45,7 @@ class Outcome:
     threshold: float
     decision: Decision
     alert: Alert | None = None
+    probability: float | None = None  # calibrated tail probability (``risk`` thresholds only)
 
     @property
     def anomalous(self) -> bool:
@@ -94,19 +96,22 @@ class Scorer:
             decision = Decision.WARMING if state.n_seen < spec.warmup else Decision.NORMAL
             return Outcome(0.0, state.threshold.current(), decision)
         t = event.timestamp.timestamp()
-        score = state.detector.score_one(x, t)
+        judged = state.judge.peek(state.detector, x, t) if state.judge is not None else None
+        score = judged.score if judged is not None else state.detector.score_one(x, t)
         if not math.isfinite(score):  # a poisoned model (e.g. overflowed statistics) must not crash us
             score = 1.0
-        p = _Point(event, source, spec, state, x, t, score, state.threshold.current(), self.now)
+        p = _Point(event, source, spec, state, x, t, score, state.threshold.current(), self.now, judged)
+        if state.judge is not None and judged is not None:
+            state.judge.settle(judged)  # the alarm envelope moves with every point, learned or not
         if state.n_seen < spec.warmup:
-            _learn(state, x, t)
-            return Outcome(p.score, p.threshold, Decision.WARMING)
+            _learn(state, x, t)  # the calibrators start once the detector itself is warm
+            return Outcome(p.score, p.threshold, Decision.WARMING, probability=p.probability)
         if p.score <= p.threshold:
             state.threshold.observe(p.score)
             state.recent.clear()
             alert = _alert(p, state.lifecycle.on_normal(spec.lifecycle))
-            _learn(state, x, t)
-            return Outcome(p.score, p.threshold, Decision.NORMAL, alert)
+            _learn(state, x, t, judged)
+            return Outcome(p.score, p.threshold, Decision.NORMAL, alert, p.probability)
         return _anomalous(p)
 
 
@@ -123,6 +128,12 @@ class _Point:
     score: float
     threshold: float
     now: Callable[[], datetime]
+    judged: Judged | None
+
+    @property
+    def probability(self) -> float | None:
+        """The calibrated tail probability, when the threshold is a ``risk``."""
+        return self.judged.probability if self.judged is not None else None
 
 
 def _anomalous(p: _Point) -> Outcome:
@@ -130,11 +141,11 @@ def _anomalous(p: _Point) -> Outcome:
     status = state.lifecycle.on_anomaly(p.t, p.score, life)
     alert = _alert(p, status)
     if not life.protect:
-        _learn(state, p.x, p.t)
-        return Outcome(p.score, p.threshold, Decision.ANOMALOUS, alert)
+        _learn(state, p.x, p.t, p.judged)
+        return Outcome(p.score, p.threshold, Decision.ANOMALOUS, alert, p.probability)
     state.recent.append((p.x, p.t))
     if state.lifecycle.anomaly_run < life.adapt_after:
-        return Outcome(p.score, p.threshold, Decision.ANOMALOUS, alert)
+        return Outcome(p.score, p.threshold, Decision.ANOMALOUS, alert, p.probability)
     # Sustained shift: 1. rebuild the model from the run, 2. close the alert, 3. warm up again
     # for whatever of the warm-up the run did not cover.
     state.detector = state.detector.clone()
@@ -143,7 +154,7 @@ def _anomalous(p: _Point) -> Outcome:
         _learn(state, point, when)
     state.recent.clear()
     alert = _alert(p, state.lifecycle.resolve()) or alert
-    return Outcome(p.score, p.threshold, Decision.ADAPTED, alert)
+    return Outcome(p.score, p.threshold, Decision.ADAPTED, alert, p.probability)
 
 
 def _alert(p: _Point, status: Status | None) -> Alert | None:
@@ -168,7 +179,17 @@ def _alert(p: _Point, status: Status | None) -> Alert | None:
         contributions=why.contributions,
         source=p.source,
         attributes=dict(p.event.attributes),
+        kind=p.state.detector.kind,
+        probability=p.probability,
+        view=_view(p, why.contributions),
     )
+
+
+def _view(p: _Point, contributions: dict[str, float]) -> str:
+    """What fired: the calibrated winner, else the feature with the largest contribution."""
+    if p.judged is not None and p.judged.view:
+        return p.judged.view
+    return max(contributions, key=lambda k: contributions[k]) if contributions else ""
 
 
 def score_record(event: Event, source: Source, outcome: Outcome, specs: DetectorSpecs) -> ScoreRecord:
@@ -185,6 +206,7 @@ def score_record(event: Event, source: Source, outcome: Outcome, specs: Detector
         warming=outcome.warming,
         alert_id=outcome.alert.alert_id if outcome.alert else None,
         source=source,
+        probability=outcome.probability,
     )
 
 
@@ -195,6 +217,9 @@ def features(event: Event, spec: StreamSpec) -> dict[str, float]:
     return {name: event.values[name] for name in spec.features if name in event.values}
 
 
-def _learn(state: KeyState, x: dict[str, float], t: float) -> None:
+def _learn(state: KeyState, x: dict[str, float], t: float, judged: Judged | None = None) -> None:
+    """Learn a point: the detector always, the key's calibrators once the detector is warm."""
     state.detector.learn_one(x, t)
     state.n_seen += 1
+    if judged is not None and state.judge is not None:
+        state.judge.learn(judged)

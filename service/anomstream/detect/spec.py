@@ -23,11 +23,16 @@ class _Spec(BaseModel):
 class ThresholdSpec(_Spec):
     """When a score is anomalous.
 
-    ``quantile``: above the running ``quantile`` of this key's normal scores, and never below ``floor``.
-    ``fixed``: above ``value``.
+    ``risk`` (the default): the detector's views are calibrated against the key's own history and a point
+    is anomalous when its tail probability is below ``risk`` (``calibrator``: Numenta's anomaly
+    ``likelihood`` or EVT ``spot``). The same ``risk`` means the same false-alarm rate for every detector.
+    ``quantile``: above the running ``quantile`` of this key's normal (uncalibrated) scores, never below
+    ``floor``. ``fixed``: above ``value``.
     """
 
-    kind: Literal["quantile", "fixed"] = "quantile"
+    kind: Literal["risk", "quantile", "fixed"] = "risk"
+    risk: float = Field(default=1e-5, gt=0, lt=0.5)
+    calibrator: Literal["likelihood", "spot"] = "likelihood"
     quantile: float = Field(default=0.999, gt=0.5, lt=1)
     floor: float = Field(default=0.7, ge=0, le=1)
     value: float = Field(default=0.9, gt=0, lt=1)
@@ -39,19 +44,25 @@ class LifecycleSpec(_Spec):
     ``protect``: anomalous points are not learned, so an outlier cannot drag the model towards itself.
     ``adapt_after``: a run of this many consecutive anomalous points is a level shift, accepted as the new
     normal (the model is re-baselined on the run) instead of alerting forever.
+    ``realert``: ``peak`` (the default) alerts when an episode opens only if its score beats the decaying
+    envelope (half-life ``halflife`` points) of what this key alerted on recently, and again within the
+    episode only on a new peak, so one incident is one alert; ``cooldown`` emits ``ongoing`` at most once
+    per ``cooldown_s`` of event time while the episode lasts.
     """
 
     cooldown_s: float = Field(default=300.0, ge=0)
     resolve_after: int = Field(default=3, ge=1)
-    protect: bool = True
+    protect: bool = False
     adapt_after: int = Field(default=30, ge=2)
+    realert: Literal["peak", "cooldown"] = "peak"
+    halflife: float = Field(default=1000.0, gt=0)
 
 
 class StreamSpec(_Spec):
     """Everything that decides how one ``stream``'s events are scored."""
 
     # A catalog name; checked against the catalog (``catalog.validate``) at start-up, which names the choices.
-    detector: str = Field(default="ewma", min_length=1)
+    detector: str = Field(default="multiview", min_length=1)
     features: tuple[str, ...] = ()
     warmup: int = Field(default=30, ge=1)
     params: dict[str, Any] = Field(default_factory=dict)
@@ -75,7 +86,7 @@ class DetectorSpecs(_Spec):
     --------
     >>> specs = DetectorSpecs.model_validate({"streams": {"payments": {"detector": "zscore"}}})
     >>> specs.for_stream("payments").detector, specs.for_stream("other").detector
-    ('zscore', 'ewma')
+    ('zscore', 'multiview')
     """
 
     streams: dict[str, StreamSpec] = Field(default_factory=dict)

@@ -12,6 +12,7 @@ from typing import Any, NamedTuple
 
 from anomstream.detect.catalog import build
 from anomstream.detect.detector import Detector
+from anomstream.detect.judge import Judge
 from anomstream.detect.spec import StreamSpec
 from anomstream.detect.thresholds import Lifecycle, Threshold
 
@@ -35,6 +36,7 @@ class KeyState:
     __slots__ = (
         "detector",
         "digest",
+        "judge",
         "last_access",
         "lifecycle",
         "n_seen",
@@ -46,6 +48,12 @@ class KeyState:
 
     def __init__(self, spec: StreamSpec, partition: int, now: float) -> None:
         self.detector: Detector = build(spec)
+        # Calibrated thresholds (``risk``) judge through the key's own calibrators and alarm envelope.
+        self.judge = (
+            Judge(spec.threshold.calibrator, spec.lifecycle.halflife)
+            if spec.threshold.kind == "risk"
+            else None
+        )
         self.threshold = Threshold(spec.threshold)
         self.lifecycle = Lifecycle()
         self.digest = spec.digest()

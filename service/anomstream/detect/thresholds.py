@@ -10,6 +10,7 @@ from typing import Any
 
 from river import stats
 
+from anomstream.detect.calibration import score_of_risk
 from anomstream.detect.spec import LifecycleSpec, ThresholdSpec
 from anomstream.wire.records import Severity, Status
 
@@ -19,7 +20,7 @@ MAX_THRESHOLD = 0.999999
 
 
 class Threshold:
-    """One key's threshold: fixed, or the running ``quantile`` of its normal scores, never below ``floor``.
+    """One key's threshold: the score of ``risk``, fixed, or the running quantile of its normal scores.
 
     Examples
     --------
@@ -39,6 +40,8 @@ class Threshold:
 
     def current(self) -> float:
         """The score above which a point is anomalous right now."""
+        if self.spec.kind == "risk":
+            return score_of_risk(self.spec.risk)
         if self.spec.kind == "fixed":
             return self.spec.value
         value = self.spec.floor
@@ -50,7 +53,7 @@ class Threshold:
 
     def observe(self, score: float) -> None:
         """Feed a score judged normal (anomalous scores are never fed: they would lift the bar)."""
-        if self.spec.kind == "fixed":
+        if self.spec.kind != "quantile":
             return
         if self._q is None:
             self._q = stats.Quantile(self.spec.quantile)
@@ -66,27 +69,40 @@ class Lifecycle:
 
     Examples
     --------
-    >>> life, spec = Lifecycle(), LifecycleSpec(cooldown_s=60, resolve_after=2)
+    >>> life, spec = Lifecycle(), LifecycleSpec(cooldown_s=60, resolve_after=2, realert="cooldown")
     >>> [life.on_anomaly(t, 0.9, spec) for t in (0, 30, 61)]
     ['open', None, 'ongoing']
     >>> [life.on_normal(spec) for _ in range(2)]
     [None, 'resolved']
+
+    With ``realert="peak"`` only a new peak speaks again, and a weaker episode soon after is not news:
+
+    >>> life, spec = Lifecycle(), LifecycleSpec(resolve_after=1)
+    >>> [life.on_anomaly(t, s, spec) for t, s in enumerate([0.6, 0.5, 0.8, 0.7])]
+    ['open', None, 'ongoing', None]
+    >>> life.on_normal(spec), life.on_anomaly(10, 0.7, spec), life.on_normal(spec)
+    ('resolved', None, None)
     """
 
-    __slots__ = ("active", "anomaly_run", "last_emit", "normal_run", "peak")
+    __slots__ = ("active", "anomaly_run", "envelope", "last_emit", "normal_run", "opened", "peak")
 
     def __init__(self) -> None:
         self.active = False
+        self.opened = False  # an ``open`` was emitted for the current episode
         self.last_emit = 0.0
         self.anomaly_run = 0
         self.normal_run = 0
         self.peak = 0.0
+        self.envelope = 0.0  # decaying maximum of the scores this key alerted on (``peak`` re-alert)
 
     def on_anomaly(self, event_time: float, score: float, spec: LifecycleSpec) -> Status | None:
         """Record an anomalous point; returns the status to emit, if any."""
         self.anomaly_run += 1
         self.normal_run = 0
+        if spec.realert == "peak":
+            return self._peak_rule(score, spec)
         if not self.active:
+            self.opened = True
             self.peak = score
             self.active = True
             self.last_emit = event_time
@@ -97,8 +113,27 @@ class Lifecycle:
             return "ongoing"
         return None
 
+    def _peak_rule(self, score: float, spec: LifecycleSpec) -> Status | None:
+        # 1. decay the envelope one point, 2. an opening must beat it, a repeat must beat the episode's
+        # peak, 3. what fires lifts the envelope.
+        self.envelope *= 0.5 ** (1.0 / spec.halflife)
+        if not self.active:
+            self.active, self.opened, self.peak = True, False, score
+            fire = score > self.envelope
+        else:
+            fire = score > self.peak
+            self.peak = max(self.peak, score)
+        if not fire:
+            return None
+        self.envelope = max(self.envelope, score)
+        status: Status = "ongoing" if self.opened else "open"
+        self.opened = True
+        return status
+
     def on_normal(self, spec: LifecycleSpec) -> Status | None:
         """Record a normal point; returns ``resolved`` when an open alert has calmed down."""
+        if spec.realert == "peak":
+            self.envelope *= 0.5 ** (1.0 / spec.halflife)
         self.anomaly_run = 0
         if not self.active:
             return None
@@ -109,10 +144,10 @@ class Lifecycle:
 
     def resolve(self) -> Status | None:
         """Close the current alert now (e.g. a level shift was adopted as the new normal)."""
-        was_active = self.active
-        self.active = False
+        was_open = self.active and self.opened
+        self.active = self.opened = False
         self.normal_run = self.anomaly_run = 0
-        return "resolved" if was_active else None
+        return "resolved" if was_open else None
 
 
 def severity(score: float, threshold: float) -> Severity:

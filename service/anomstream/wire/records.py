@@ -11,12 +11,16 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema, field_validator
 
-SCHEMA_VERSION = 1
+# 2: alerts carry kind, probability and view; score records carry probability.
+SCHEMA_VERSION = 2
 
 EntityId = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 FeatureName = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 Status = Literal["open", "ongoing", "resolved"]
 Severity = Literal["low", "medium", "high", "critical"]
+# point: one value is unusual; contextual: unusual for its time (season); collective: a sequence is;
+# population: many keys of a stream at once; silent: a key stopped sending; shift: a lasting change.
+Kind = Literal["point", "contextual", "collective", "population", "silent", "shift"]
 
 
 class _Wire(BaseModel):
@@ -118,6 +122,14 @@ class Alert(_Wire):
     contributions: dict[str, float] = Field(description="share of the score per feature, sums to 1")
     source: Source
     attributes: dict[str, str] = Field(default_factory=dict)
+    kind: Kind = "point"
+    probability: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="tail probability of the point under the key's own history (None: uncalibrated score)",
+    )
+    view: str = Field(default="", description="what fired: the winning feature and view, e.g. cpu.level")
 
 
 class DeadLetter(_Wire):
@@ -145,6 +157,7 @@ class ScoreRecord(_Wire):
     warming: bool
     alert_id: str | None = None
     source: Source
+    probability: float | None = Field(default=None, ge=0, le=1, description="tail probability, if calibrated")
 
 
 class Feedback(_Wire):

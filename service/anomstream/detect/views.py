@@ -1,0 +1,254 @@
+"""The views of one feature of one key, each calibrated: level, jump, variance change, seasonal residuals.
+
+Each view turns the value into a raw deviation in its own units; each deviation has its own
+``Likelihood`` (see ``calibration``); the feature's tail probability is the smallest, and a value outside
+the range seen so far is anomalous whatever the views say. ``score`` only peeks; ``commit`` learns.
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from anomstream.detect.calibration import SCORE_DECADES, Likelihood
+from anomstream.detect.season import DAY, WEEK, PeriodDetector
+
+VIEWS = ("level", "diff", "varratio", "lag", "profile")
+
+
+@dataclass(frozen=True)
+class Config:
+    """Fixed parameters (see RESULTS.md for the reason behind each default)."""
+
+    alpha: float = 1.0 / 128  # per-point EW factor of every view's mean/variance (span ≈ 255 points)
+    short_alpha: float = 1.0 / 8  # short variance of the first difference (span ≈ 15 points)
+    ma_window: int = 5  # Numenta likelihood: moving average of the raw deviation
+    lik_alpha: float = 1.0 / 8640  # Numenta likelihood: long-run EW Gaussian (8640 = NAB's window)
+    lik_min: int = 20  # samples before a likelihood reports anything but p = 1
+    lik_sd_floor: float = 0.05  # floor of the long-run sd of the moving average (raw units)
+    warmup: int = 30  # rows before views / range rule may alarm
+    view_warmup: int = 10  # residual statistics' samples before a view feeds its likelihood
+    z_cap: float = 20.0  # raw deviations are capped (bounded influence on the long-run Gaussian)
+    log_raw: bool = True  # feed log1p(raw) to the calibrator (tames heavy tails)
+    range_widen: float = 0.05  # range rule widening, fraction of the range seen so far
+    profile_alpha: float = 0.1  # per-slot profile EW factor per visit (≈ 10 periods of memory)
+    periods: tuple[float, ...] = (
+        DAY,
+        WEEK,
+    )  # candidate seasonal periods (seconds); slot arrays span the largest
+    period_gate: str = "acf"  # "acf": causal autocorrelation evidence; "always"; "off"
+    max_slot_step: float = 3600.0  # seasonal views only when sampling step ≤ 1 h
+    rel_floor: float = 1e-3  # scale floor as a fraction of the range seen so far
+    views: tuple[str, ...] = VIEWS  # ablation switch
+    range_rule: bool = True
+    suppress_halflife: float = 1000.0  # rows; repeat-alarm envelope half-life
+    suppress_factor: float = 0.5  # multiplier of a score that does not beat the envelope
+
+
+class Peek(NamedTuple):
+    """Everything one record would change in a ``SeriesViews`` (computed without mutation)."""
+
+    raws: tuple[float, ...]  # raw deviation per view (NaN: view not computable yet)
+    log10ps: tuple[float, ...]  # per view log10 tail probability (0 when inactive)
+    d: float
+    lag_r: float
+    prof_r: float
+    slot: int
+    short_var: float
+    in_range: bool
+    log10p: float  # combined: min over active views / range rule
+    winner: str
+
+
+class SeriesViews:
+    """All views + their calibrators for one feature of one key.
+
+    State: ~40 floats + 5 likelihoods (10 floats each) + 2 slot arrays (``day/step`` floats each).
+    """
+
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+        self.n = 0
+        self.last = 0.0
+        self.last_t = math.nan
+        self.step = math.inf  # smallest positive sampling interval seen
+        self.lo = math.inf
+        self.hi = -math.inf
+        # [mean, var] per residual series
+        self.lev = [0.0, 0.0]
+        self.dif = [0.0, 0.0]
+        self.short_var = 0.0
+        self.lagst = [0.0, 0.0, 0.0]  # mean, var, count
+        self.profst = [0.0, 0.0, 0.0]
+        self.lik = [Likelihood(cfg.ma_window, cfg.lik_alpha, cfg.lik_min, cfg.lik_sd_floor) for _ in VIEWS]
+        self.slot_period = 0.0
+        self.lag_vals: array[float] = array("d")
+        self.prof_vals: array[float] = array("d")
+        self.prof_n: array[float] = array("d")
+        self.period = PeriodDetector(cfg.periods) if cfg.period_gate == "acf" else None
+        self.active_period = 0.0
+        self._usable = tuple(v in cfg.views for v in VIEWS)
+
+    # -- helpers --------------------------------------------------------------------------------
+    def _floor(self) -> float:
+        span = self.hi - self.lo if self.n else 0.0
+        return self.cfg.rel_floor * span + 1e-9 * abs(self.lev[0]) + 1e-12
+
+    def _slot(self, t: float) -> int:
+        if not self.slot_period:
+            return -1
+        return int((t % self.slot_period) // self.step) % len(self.lag_vals)
+
+    def _seasonal_on(self) -> bool:
+        if not self.slot_period:
+            return False
+        gate = self.cfg.period_gate
+        if gate == "always":
+            return self.lagst[2] >= self.cfg.warmup
+        if gate == "acf":
+            return self.active_period > 0.0
+        return False
+
+    # -- peek / commit --------------------------------------------------------------------------
+    def peek(self, x: float, t: float) -> Peek:  # noqa: PLR0915 - one view per block, read top to bottom
+        """Every view's raw deviation and tail probability for ``x`` at ``t``, without learning it."""
+        cfg = self.cfg
+        nan = math.nan
+        if self.n == 0:
+            return Peek((nan,) * 5, (0.0,) * 5, nan, nan, nan, -1, 0.0, True, 0.0, "")
+        fl = self._floor()
+        m, v = self.lev
+        z_level = abs(x - m) / max(math.sqrt(v), fl)
+        d = x - self.last
+        md, vd = self.dif
+        z_diff = abs(d - md) / max(math.sqrt(vd), fl)
+        dd = d - md
+        sv = (1.0 - cfg.short_alpha) * self.short_var + cfg.short_alpha * dd * dd
+        f2 = fl * fl
+        vr = abs(math.log((sv + f2) / (vd + f2)))
+        slot = self._slot(t)
+        lag_r = prof_r = nan
+        z_lag = z_prof = nan
+        if slot >= 0:
+            prev = self.lag_vals[slot]
+            if not math.isnan(prev):
+                lag_r = x - prev
+                ml, vl, _ = self.lagst
+                z_lag = abs(lag_r - ml) / max(math.sqrt(vl), fl)
+            if self.prof_n[slot] > 0:
+                prof_r = x - self.prof_vals[slot]
+                mp, vp, _ = self.profst
+                z_prof = abs(prof_r - mp) / max(math.sqrt(vp), fl)
+        cap = cfg.z_cap
+        vw = cfg.view_warmup
+        if cfg.log_raw:
+            lg = math.log1p
+            z_level, z_diff, vr = lg(z_level), lg(z_diff), lg(vr)
+            if slot >= 0:
+                z_lag, z_prof = lg(z_lag), lg(z_prof)
+        raws = (
+            min(z_level, cap) if self.n >= vw else nan,
+            min(z_diff, cap) if self.n >= vw + 1 else nan,
+            min(vr, cap) if self.n >= vw + 1 else nan,
+            min(z_lag, cap) if self.lagst[2] >= vw else nan,
+            min(z_prof, cap) if self.profst[2] >= vw else nan,
+        )
+        seasonal = self._seasonal_on()
+        warm = self.n >= cfg.warmup
+        lps = []
+        best, winner = 0.0, ""
+        usable = self._usable
+        for i in range(5):
+            r = raws[i]
+            if math.isnan(r):  # view not computable yet
+                lps.append(0.0)
+                continue
+            lp = self.lik[i].peek(r)
+            lps.append(lp)
+            if lp < best and warm and usable[i] and (i < 3 or seasonal):
+                if i >= 3 and (self.lagst[2] if i == 3 else self.profst[2]) < cfg.warmup:
+                    continue
+                best, winner = lp, VIEWS[i]
+        in_range = True
+        if self.n >= 1:
+            w = cfg.range_widen * (self.hi - self.lo)
+            in_range = self.lo - w <= x <= self.hi + w
+            if cfg.range_rule and warm and not in_range:
+                best, winner = -SCORE_DECADES, "range"
+        return Peek(raws, tuple(lps), d, lag_r, prof_r, slot, sv, in_range, best, winner)
+
+    def commit(self, x: float, t: float, pk: Peek) -> None:
+        """Learn ``x`` using what ``peek`` computed for it."""
+        cfg = self.cfg
+        a = cfg.alpha
+        if self.n > 0:
+            for i, r in enumerate(pk.raws):
+                if not math.isnan(r):
+                    self.lik[i].commit(r)
+            _ew(self.dif, pk.d, max(a, 1.0 / self.n))
+            self.short_var = pk.short_var
+            if not math.isnan(pk.lag_r):
+                _ew3(self.lagst, pk.lag_r, a)
+            if not math.isnan(pk.prof_r):
+                _ew3(self.profst, pk.prof_r, a)
+            dt = t - self.last_t
+            if dt > 0 and dt < self.step:
+                self.step = dt
+                self._alloc_slots()
+        self.n += 1
+        _ew(self.lev, x, max(a, 1.0 / self.n))
+        self.lo = min(self.lo, x)
+        self.hi = max(self.hi, x)
+        self.last = x
+        self.last_t = t
+        if self.period is not None:
+            self.active_period = self.period.update(x, t)
+        slot = self._slot(t)
+        if slot >= 0:
+            self.lag_vals[slot] = x
+            k = self.prof_n[slot] + 1.0
+            self.prof_n[slot] = k
+            pa = max(cfg.profile_alpha, 1.0 / k)
+            self.prof_vals[slot] += pa * (x - self.prof_vals[slot])
+
+    def _alloc_slots(self) -> None:
+        """(Re)allocate the daily slot arrays when the sampling step becomes known or smaller."""
+        if self.step > self.cfg.max_slot_step or (
+            "lag" not in self.cfg.views and "profile" not in self.cfg.views
+        ):
+            return
+        period = max(self.cfg.periods)
+        # slot arrays follow the largest candidate period; the detector only gates them on/off
+        size = round(period / self.step)
+        if size < 2 or size > 20_000:
+            return
+        self.slot_period = period
+        self.lag_vals = array("d", [math.nan] * size)
+        self.prof_vals = array("d", [0.0] * size)
+        self.prof_n = array("d", [0.0] * size)
+        self.lagst = [0.0, 0.0, 0.0]
+        self.profst = [0.0, 0.0, 0.0]
+
+    def expected(self, t: float, z: float) -> tuple[float, float, float]:
+        """(expected, low, high): profile (if seasonal) or EWMA level, ± z residual sds."""
+        fl = self._floor()
+        slot = self._slot(t)
+        if self._seasonal_on() and slot >= 0 and self.prof_n[slot] > 0:
+            c = self.prof_vals[slot] + self.profst[0]
+            s = max(math.sqrt(self.profst[1]), fl)
+        else:
+            c, s = self.lev[0], max(math.sqrt(self.lev[1]), fl)
+        return c, c - z * s, c + z * s
+
+
+def _ew(st: list[float], x: float, a: float) -> None:
+    d = x - st[0]
+    st[0] += a * d
+    st[1] = (1.0 - a) * (st[1] + a * d * d)
+
+
+def _ew3(st: list[float], x: float, a: float) -> None:
+    st[2] += 1.0
+    _ew(st, x, max(a, 1.0 / st[2]))
