@@ -16,7 +16,7 @@ import orjson
 import pytest
 
 from anomstream.detect.scorer import Scorer
-from anomstream.detect.spec import DetectorSpecs, LifecycleSpec, StreamSpec
+from anomstream.detect.spec import DetectorSpecs, LifecycleSpec, StreamSpec, ThresholdSpec
 from anomstream.detect.store import Registry
 from anomstream.ops import demo
 from anomstream.wire import codec, schemas
@@ -173,7 +173,11 @@ def test_epoch_millisecond_event_validates() -> None:
 
 
 def _alerts() -> list[Alert]:
-    spec = StreamSpec(detector="zscore", lifecycle=LifecycleSpec(cooldown_s=0, adapt_after=5))
+    spec = StreamSpec(
+        detector="zscore",
+        threshold=ThresholdSpec(kind="quantile"),
+        lifecycle=LifecycleSpec(cooldown_s=0, adapt_after=5, protect=True, realert="cooldown"),
+    )
     scorer = Scorer(DetectorSpecs(streams={"default": spec}), Registry(10, 1e9, clock=lambda: 0.0))
     rng = random.Random(2)
     t0 = datetime(2026, 1, 1, tzinfo=UTC)

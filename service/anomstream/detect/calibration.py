@@ -261,14 +261,15 @@ class Bank:
 class Suppressor:
     """Repeat-alarm suppression without threshold knowledge: a score must beat the key's recent ones.
 
-    A score that does not exceed the decaying envelope (half-life ``halflife`` points) of the key's
-    earlier scores is multiplied by ``factor``: one incident is one alarm, not a string of them.
+    A score that does not exceed the envelope of the key's earlier scores (their running maximum, decaying
+    with half-life ``halflife`` points) is multiplied by ``factor``: one incident is one alarm, not a
+    string of them. Equal is not enough: a run of identical top scores alarms once.
 
     Examples
     --------
     >>> sup = Suppressor(halflife=1000, factor=0.5)
-    >>> sup.update(0.9), sup.update(0.6), sup.update(0.95)
-    (0.9, 0.3, 0.95)
+    >>> sup.update(0.9), sup.update(0.6), sup.update(0.95), sup.update(0.95)
+    (0.9, 0.3, 0.95, 0.475)
     """
 
     __slots__ = ("decay", "env", "factor")
@@ -286,7 +287,7 @@ class Suppressor:
 
     def peek(self, score: float) -> float:
         """The score as reported: itself when it beats the envelope, else scaled down."""
-        return score if score > self.env * self.decay else score * self.factor
+        return score if score > self.env else score * self.factor
 
     def update(self, score: float) -> float:
         """Report ``score`` and move the envelope."""

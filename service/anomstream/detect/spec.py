@@ -31,7 +31,7 @@ class ThresholdSpec(_Spec):
     """
 
     kind: Literal["risk", "quantile", "fixed"] = "risk"
-    risk: float = Field(default=1e-5, gt=0, lt=0.5)
+    risk: float = Field(default=1e-4, gt=0, lt=0.5)
     calibrator: Literal["likelihood", "spot"] = "likelihood"
     quantile: float = Field(default=0.999, gt=0.5, lt=1)
     floor: float = Field(default=0.7, ge=0, le=1)
@@ -44,10 +44,10 @@ class LifecycleSpec(_Spec):
     ``protect``: anomalous points are not learned, so an outlier cannot drag the model towards itself.
     ``adapt_after``: a run of this many consecutive anomalous points is a level shift, accepted as the new
     normal (the model is re-baselined on the run) instead of alerting forever.
-    ``realert``: ``peak`` (the default) alerts when an episode opens only if its score beats the decaying
-    envelope (half-life ``halflife`` points) of what this key alerted on recently, and again within the
-    episode only on a new peak, so one incident is one alert; ``cooldown`` emits ``ongoing`` at most once
-    per ``cooldown_s`` of event time while the episode lasts.
+    ``realert``: ``peak`` (the default) opens an episode's one alert when a score beats the decaying
+    envelope (half-life ``halflife`` points) of what this key alerted on recently, then stays quiet until
+    it resolves: one incident, one alert; ``cooldown`` opens at once and emits ``ongoing`` at most once per
+    ``cooldown_s`` of event time while the episode lasts.
     """
 
     cooldown_s: float = Field(default=300.0, ge=0)
@@ -64,7 +64,7 @@ class StreamSpec(_Spec):
     # A catalog name; checked against the catalog (``catalog.validate``) at start-up, which names the choices.
     detector: str = Field(default="multiview", min_length=1)
     features: tuple[str, ...] = ()
-    warmup: int = Field(default=30, ge=1)
+    warmup: int = Field(default=100, ge=1)
     params: dict[str, Any] = Field(default_factory=dict)
     threshold: ThresholdSpec = ThresholdSpec()
     lifecycle: LifecycleSpec = LifecycleSpec()

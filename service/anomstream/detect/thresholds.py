@@ -75,11 +75,12 @@ class Lifecycle:
     >>> [life.on_normal(spec) for _ in range(2)]
     [None, 'resolved']
 
-    With ``realert="peak"`` only a new peak speaks again, and a weaker episode soon after is not news:
+    With ``realert="peak"`` (the default) one incident is one alert, and a weaker one soon after is not
+    news:
 
     >>> life, spec = Lifecycle(), LifecycleSpec(resolve_after=1)
     >>> [life.on_anomaly(t, s, spec) for t, s in enumerate([0.6, 0.5, 0.8, 0.7])]
-    ['open', None, 'ongoing', None]
+    ['open', None, None, None]
     >>> life.on_normal(spec), life.on_anomaly(10, 0.7, spec), life.on_normal(spec)
     ('resolved', None, None)
     """
@@ -114,21 +115,20 @@ class Lifecycle:
         return None
 
     def _peak_rule(self, score: float, spec: LifecycleSpec) -> Status | None:
-        # 1. decay the envelope one point, 2. an opening must beat it, a repeat must beat the episode's
-        # peak, 3. what fires lifts the envelope.
+        # One incident, one alert: 1. decay the envelope one point, 2. an episode opens its alert only
+        # with a score that beats both the envelope of what this key alerted on recently and the episode's
+        # own peak so far, 3. an opened episode stays quiet until it resolves.
         self.envelope *= 0.5 ** (1.0 / spec.halflife)
         if not self.active:
-            self.active, self.opened, self.peak = True, False, score
-            fire = score > self.envelope
-        else:
-            fire = score > self.peak
-            self.peak = max(self.peak, score)
+            self.active, self.opened, self.peak = True, False, 0.0
+        fire = not self.opened and score > max(self.envelope, self.peak)
+        self.peak = max(self.peak, score)
+        if self.opened or fire:  # the alerted incident, peak included, is what later ones must beat
+            self.envelope = max(self.envelope, score)
         if not fire:
             return None
-        self.envelope = max(self.envelope, score)
-        status: Status = "ongoing" if self.opened else "open"
         self.opened = True
-        return status
+        return "open"
 
     def on_normal(self, spec: LifecycleSpec) -> Status | None:
         """Record a normal point; returns ``resolved`` when an open alert has calmed down."""

@@ -28,7 +28,7 @@ class Config:
     lik_alpha: float = 1.0 / 8640  # Numenta likelihood: long-run EW Gaussian (8640 = NAB's window)
     lik_min: int = 20  # samples before a likelihood reports anything but p = 1
     lik_sd_floor: float = 0.05  # floor of the long-run sd of the moving average (raw units)
-    warmup: int = 30  # rows before views / range rule may alarm
+    warmup: int = 100  # rows before views / range rule may alarm
     view_warmup: int = 10  # residual statistics' samples before a view feeds its likelihood
     z_cap: float = 20.0  # raw deviations are capped (bounded influence on the long-run Gaussian)
     log_raw: bool = True  # feed log1p(raw) to the calibrator (tames heavy tails)
@@ -43,6 +43,7 @@ class Config:
     rel_floor: float = 1e-3  # scale floor as a fraction of the range seen so far
     views: tuple[str, ...] = VIEWS  # ablation switch
     range_rule: bool = True
+    bonferroni: bool = True  # the min over views times their number, so the result is a probability
     suppress_halflife: float = 1000.0  # rows; repeat-alarm envelope half-life
     suppress_factor: float = 0.5  # multiplier of a score that does not beat the envelope
 
@@ -158,7 +159,7 @@ class SeriesViews:
         seasonal = self._seasonal_on()
         warm = self.n >= cfg.warmup
         lps = []
-        best, winner = 0.0, ""
+        best, winner, looks = 0.0, "", 0
         usable = self._usable
         for i in range(5):
             r = raws[i]
@@ -167,10 +168,16 @@ class SeriesViews:
                 continue
             lp = self.lik[i].peek(r)
             lps.append(lp)
-            if lp < best and warm and usable[i] and (i < 3 or seasonal):
-                if i >= 3 and (self.lagst[2] if i == 3 else self.profst[2]) < cfg.warmup:
-                    continue
+            if not (warm and usable[i] and (i < 3 or seasonal)):
+                continue
+            if i >= 3 and (self.lagst[2] if i == 3 else self.profst[2]) < cfg.warmup:
+                continue
+            looks += 1
+            if lp < best:
                 best, winner = lp, VIEWS[i]
+        if cfg.bonferroni and looks > 1:
+            # The smallest of ``looks`` p-values: multiply by their number so it stays a probability.
+            best = min(0.0, best + math.log10(looks))
         in_range = True
         if self.n >= 1:
             w = cfg.range_widen * (self.hi - self.lo)
