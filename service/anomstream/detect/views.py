@@ -113,7 +113,7 @@ class SeriesViews:
         return False
 
     # -- peek / commit --------------------------------------------------------------------------
-    def peek(self, x: float, t: float) -> Peek:  # noqa: PLR0915 - one view per block, read top to bottom
+    def peek(self, x: float, t: float) -> Peek:
         """Every view's raw deviation and tail probability for ``x`` at ``t``, without learning it."""
         cfg = self.cfg
         nan = math.nan
@@ -130,61 +130,65 @@ class SeriesViews:
         f2 = fl * fl
         vr = abs(math.log((sv + f2) / (vd + f2)))
         slot = self._slot(t)
-        lag_r = prof_r = nan
-        z_lag = z_prof = nan
-        if slot >= 0:
-            prev = self.lag_vals[slot]
-            if not math.isnan(prev):
-                lag_r = x - prev
-                ml, vl, _ = self.lagst
-                z_lag = abs(lag_r - ml) / max(math.sqrt(vl), fl)
-            if self.prof_n[slot] > 0:
-                prof_r = x - self.prof_vals[slot]
-                mp, vp, _ = self.profst
-                z_prof = abs(prof_r - mp) / max(math.sqrt(vp), fl)
-        cap = cfg.z_cap
-        vw = cfg.view_warmup
-        if cfg.log_raw:
-            lg = math.log1p
-            z_level, z_diff, vr = lg(z_level), lg(z_diff), lg(vr)
-            if slot >= 0:
-                z_lag, z_prof = lg(z_lag), lg(z_prof)
-        raws = (
-            min(z_level, cap) if self.n >= vw else nan,
-            min(z_diff, cap) if self.n >= vw + 1 else nan,
-            min(vr, cap) if self.n >= vw + 1 else nan,
-            min(z_lag, cap) if self.lagst[2] >= vw else nan,
-            min(z_prof, cap) if self.profst[2] >= vw else nan,
-        )
-        seasonal = self._seasonal_on()
-        warm = self.n >= cfg.warmup
-        lps = []
-        best, winner, looks = 0.0, "", 0
-        usable = self._usable
-        for i in range(5):
-            r = raws[i]
-            if math.isnan(r):  # view not computable yet
-                lps.append(0.0)
-                continue
-            lp = self.lik[i].peek(r)
-            lps.append(lp)
-            if not (warm and usable[i] and (i < 3 or seasonal)):
-                continue
-            if i >= 3 and (self.lagst[2] if i == 3 else self.profst[2]) < cfg.warmup:
-                continue
-            looks += 1
-            if lp < best:
-                best, winner = lp, VIEWS[i]
-        if cfg.bonferroni and looks > 1:
-            # The smallest of ``looks`` p-values: multiply by their number so it stays a probability.
-            best = min(0.0, best + math.log10(looks))
+        lag_r, prof_r, z_lag, z_prof = self._seasonal_residuals(x, slot, fl)
+        raws = self._raws(z_level, z_diff, vr, z_lag, z_prof)
+        lps, best, winner = self._calibrate(raws)
         in_range = True
         if self.n >= 1:
             w = cfg.range_widen * (self.hi - self.lo)
             in_range = self.lo - w <= x <= self.hi + w
-            if cfg.range_rule and warm and not in_range:
+            if cfg.range_rule and self.n >= cfg.warmup and not in_range:
                 best, winner = -SCORE_DECADES, "range"
-        return Peek(raws, tuple(lps), d, lag_r, prof_r, slot, sv, in_range, best, winner)
+        return Peek(raws, lps, d, lag_r, prof_r, slot, sv, in_range, best, winner)
+
+    def _seasonal_residuals(self, x: float, slot: int, fl: float) -> tuple[float, float, float, float]:
+        """(lag residual, profile residual, their |z|) at ``slot`` (NaN where not known yet)."""
+        lag_r = prof_r = z_lag = z_prof = math.nan
+        if slot < 0:
+            return lag_r, prof_r, z_lag, z_prof
+        prev = self.lag_vals[slot]
+        if not math.isnan(prev):
+            lag_r = x - prev
+            ml, vl, _ = self.lagst
+            z_lag = abs(lag_r - ml) / max(math.sqrt(vl), fl)
+        if self.prof_n[slot] > 0:
+            prof_r = x - self.prof_vals[slot]
+            mp, vp, _ = self.profst
+            z_prof = abs(prof_r - mp) / max(math.sqrt(vp), fl)
+        return lag_r, prof_r, z_lag, z_prof
+
+    def _raws(self, *zs: float) -> tuple[float, ...]:
+        """The calibrators' inputs: log1p-compressed, capped, NaN until a view has warmed up."""
+        cfg, nan = self.cfg, math.nan
+        squash = math.log1p if cfg.log_raw else float
+        vw = cfg.view_warmup
+        ready = (self.n >= vw, self.n >= vw + 1, self.n >= vw + 1, self.lagst[2] >= vw, self.profst[2] >= vw)
+        return tuple(
+            min(squash(z), cfg.z_cap) if ok and not math.isnan(z) else nan
+            for z, ok in zip(zs, ready, strict=True)
+        )
+
+    def _calibrate(self, raws: tuple[float, ...]) -> tuple[tuple[float, ...], float, str]:
+        """Per view log10 p (peeked), and the smallest over the views that may speak now, Bonferroni'd."""
+        cfg = self.cfg
+        seasonal, warm = self._seasonal_on(), self.n >= cfg.warmup
+        season_n = (self.lagst[2], self.profst[2])
+        lps: list[float] = []
+        best, winner, looks = 0.0, "", 0
+        for i, r in enumerate(raws):
+            lp = 0.0 if math.isnan(r) else self.lik[i].peek(r)
+            lps.append(lp)
+            eligible = warm and self._usable[i] and not math.isnan(r)
+            if i >= 3:  # seasonal views speak once a period is evident and they have seen enough
+                eligible = eligible and seasonal and season_n[i - 3] >= cfg.warmup
+            if eligible:
+                looks += 1
+                if lp < best:
+                    best, winner = lp, VIEWS[i]
+        if cfg.bonferroni and looks > 1:
+            # The smallest of ``looks`` p-values: multiply by their number so it stays a probability.
+            best = min(0.0, best + math.log10(looks))
+        return tuple(lps), best, winner
 
     def commit(self, x: float, t: float, pk: Peek) -> None:
         """Learn ``x`` using what ``peek`` computed for it."""
