@@ -12,10 +12,11 @@ from array import array
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from anomstream.detect.calibration import SCORE_DECADES, Likelihood
+from anomstream.detect.calibration import SCORE_DECADES, Likelihood, Spot
 from anomstream.detect.season import DAY, WEEK, PeriodDetector
 
 VIEWS = ("level", "diff", "varratio", "lag", "profile")
+_LOG10_2 = math.log10(2.0)
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,10 @@ class Config:
     rel_floor: float = 1e-3  # scale floor as a fraction of the range seen so far
     views: tuple[str, ...] = VIEWS  # ablation switch
     range_rule: bool = True
+    point_views: tuple[str, ...] = ()  # views that also get a single-point look
+    point_spot: bool = False  # the single-point look is EVT (SPOT) rather than a likelihood
+    spot_init: int = 300
+    range_after_s: float = 0.0  # event time a sub-hourly key must span before the range rule applies
     bonferroni: bool = True  # the min over views times their number, so the result is a probability
     suppress_halflife: float = 1000.0  # rows; repeat-alarm envelope half-life
     suppress_factor: float = 0.5  # multiplier of a score that does not beat the envelope
@@ -84,6 +89,13 @@ class SeriesViews:
         self.lagst = [0.0, 0.0, 0.0]  # mean, var, count
         self.profst = [0.0, 0.0, 0.0]
         self.lik = [Likelihood(cfg.ma_window, cfg.lik_alpha, cfg.lik_min, cfg.lik_sd_floor) for _ in VIEWS]
+        # Single-point looks for the views in ``cfg.point_views``: a spike the moving average would dilute.
+        self.plik: dict[int, Likelihood | Spot] = {
+            i: Spot(q=1e-4, n_init=cfg.spot_init) if cfg.point_spot else Likelihood(1, cfg.lik_alpha, cfg.lik_min)
+            for i, view in enumerate(VIEWS)
+            if view in cfg.point_views
+        }
+        self.first_t = math.nan
         self.slot_period = 0.0
         self.lag_vals: array[float] = array("d")
         self.prof_vals: array[float] = array("d")
@@ -137,9 +149,15 @@ class SeriesViews:
         if self.n >= 1:
             w = cfg.range_widen * (self.hi - self.lo)
             in_range = self.lo - w <= x <= self.hi + w
-            if cfg.range_rule and self.n >= cfg.warmup and not in_range:
+            if cfg.range_rule and self.n >= cfg.warmup and not in_range and self._range_known(t):
                 best, winner = -SCORE_DECADES, "range"
         return Peek(raws, lps, d, lag_r, prof_r, slot, sv, in_range, best, winner)
+
+    def _range_known(self, t: float) -> bool:
+        """Has the key shown its range? A possibly daily metric (step ≤ 1 h) needs a day of history."""
+        if self.cfg.range_after_s <= 0 or self.step > self.cfg.max_slot_step:
+            return True
+        return t - self.first_t >= self.cfg.range_after_s
 
     def _seasonal_residuals(self, x: float, slot: int, fl: float) -> tuple[float, float, float, float]:
         """(lag residual, profile residual, their |z|) at ``slot`` (NaN where not known yet)."""
@@ -177,6 +195,11 @@ class SeriesViews:
         best, winner, looks = 0.0, "", 0
         for i, r in enumerate(raws):
             lp = 0.0 if math.isnan(r) else self.lik[i].peek(r)
+            point = self.plik.get(i)
+            if point is not None and not math.isnan(r):
+                # two looks at one view, doubled; SPOT sees the uncompressed deviation (its tail is the point)
+                look = point.peek(math.expm1(r) if self.cfg.point_spot else r)
+                lp = min(lp, max(look, -SCORE_DECADES) + _LOG10_2)
             lps.append(lp)
             eligible = warm and self._usable[i] and not math.isnan(r)
             if i >= 3:  # seasonal views speak once a period is evident and they have seen enough
@@ -198,6 +221,8 @@ class SeriesViews:
             for i, r in enumerate(pk.raws):
                 if not math.isnan(r):
                     self.lik[i].commit(r)
+                    if i in self.plik:
+                        self.plik[i].commit(math.expm1(r) if self.cfg.point_spot else r)
             _ew(self.dif, pk.d, max(a, 1.0 / self.n))
             self.short_var = pk.short_var
             if not math.isnan(pk.lag_r):
@@ -208,6 +233,8 @@ class SeriesViews:
             if dt > 0 and dt < self.step:
                 self.step = dt
                 self._alloc_slots()
+        if self.n == 0:
+            self.first_t = t
         self.n += 1
         _ew(self.lev, x, max(a, 1.0 / self.n))
         self.lo = min(self.lo, x)
