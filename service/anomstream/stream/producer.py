@@ -14,7 +14,7 @@ from typing import Any
 
 from confluent_kafka import KafkaException, TopicPartition
 
-from anomstream.errors import DeliveryError
+from anomstream.errors import AuthorizationError, DeliveryError
 
 
 class Sink:
@@ -58,8 +58,20 @@ class Sink:
 
     def start(self) -> None:
         """Register the transactional id (fencing any zombie with the same id)."""
-        if self.exactly_once:
+        if not self.exactly_once:
+            return
+        try:
             self.producer.init_transactions(self.flush_timeout_s)
+        except KafkaException as exc:
+            err = exc.args[0]
+            if err.code() in (err.TRANSACTIONAL_ID_AUTHORIZATION_FAILED, err.CLUSTER_AUTHORIZATION_FAILED):
+                raise AuthorizationError(
+                    f"not authorised to use the transactional id ({err.str()}); exactly-once needs "
+                    "WRITE on TransactionalId (prefix '<group_id>-' unless "
+                    "ANOMSTREAM_KAFKA__TRANSACTIONAL_ID "
+                    "is set): see docs/security.md"
+                ) from None
+            raise
 
     def produce(self, topic: str, value: bytes | None, key: bytes | None, **kw: Any) -> None:
         """Queue one record; waits for room when librdkafka's local queue is full."""
