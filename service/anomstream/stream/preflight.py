@@ -85,19 +85,24 @@ class _Errors:
 
     def refused_identity(self) -> KafkaError | None:
         for err in self.seen:
-            text = err.str().lower()
-            if err.code() in _AUTH_CODES or "ssl handshake failed" in text or "certificate" in text:
+            if err.code() in _AUTH_CODES or _is_tls(err):
                 return err
         return None
 
     def last(self) -> str:
-        return self.seen[-1].str() if self.seen else "no response"
+        useful = [e for e in self.seen if e.code() != KafkaError._ALL_BROKERS_DOWN] or self.seen
+        return useful[-1].str() if useful else "no response"
+
+
+def _is_tls(err: KafkaError) -> bool:
+    text = err.str().lower()
+    return "ssl handshake failed" in text or "certificate verify failed" in text
 
 
 def _refused(kafka: KafkaSettings, err: KafkaError) -> AuthenticationError:
     text = err.str()
     where = kafka.bootstrap_servers
-    if "ssl" in text.lower() or "certificate" in text.lower():
+    if _is_tls(err):
         return AuthenticationError(
             f"TLS handshake with {where} failed ({text}); check that ANOMSTREAM_KAFKA__SSL_CA_LOCATION "
             "names the CA that signed the broker's certificate and that the address matches its name"
@@ -169,7 +174,7 @@ def _denied(need: Need, kafka: KafkaSettings, missing: str) -> AuthorizationErro
 
 
 def _topic_ops(client: AdminClient, names: list[str]) -> dict[str, set[str] | None]:
-    """Authorised operations per topic; ``None`` when the topic cannot even be described."""
+    """Authorised operations per existing topic; ``None`` when it cannot even be described."""
     futures = client.describe_topics(TopicCollection(names), include_authorized_operations=True)
     out: dict[str, set[str] | None] = {}
     for name, future in futures.items():
@@ -177,21 +182,38 @@ def _topic_ops(client: AdminClient, names: list[str]) -> dict[str, set[str] | No
             desc = future.result(timeout=30)
             out[name] = {op.name for op in desc.authorized_operations or []}
         except KafkaException as exc:
-            if exc.args[0].code() not in _DENIED:
+            code = exc.args[0].code()
+            if code == KafkaError.UNKNOWN_TOPIC_OR_PART:
+                continue  # visible to us but absent: created next, then checked again
+            if code not in _DENIED:
                 raise
             out[name] = None
     return out
 
 
-def _group_ops(client: AdminClient, group: str) -> set[str] | None:
-    future = client.describe_consumer_groups([group], include_authorized_operations=True)[group]
-    try:
-        desc = future.result(timeout=30)
-    except KafkaException as exc:
-        if exc.args[0].code() not in _DENIED:
-            raise
-        return None
-    return {op.name for op in desc.authorized_operations or []}
+_COORDINATOR_BUSY = {
+    KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+    KafkaError.COORDINATOR_NOT_AVAILABLE,
+    KafkaError.NOT_COORDINATOR,
+}
+
+
+def _group_ops(client: AdminClient, group: str, attempts: int = 20) -> set[str] | None:
+    """Authorised operations on ``group`` (an unused group describes as DEAD, with its operations)."""
+    for _ in range(attempts):
+        future = client.describe_consumer_groups([group], include_authorized_operations=True)[group]
+        try:
+            desc = future.result(timeout=30)
+        except KafkaException as exc:
+            code = exc.args[0].code()
+            if code in _COORDINATOR_BUSY:  # the offsets topic is still being created: ask again
+                time.sleep(0.5)
+                continue
+            if code not in _DENIED:
+                raise
+            return None
+        return {op.name for op in desc.authorized_operations or []}
+    raise BrokerUnreachableError(f"no group coordinator for {group!r} answered; is the cluster healthy?")
 
 
 def check_access(client: AdminClient, settings: Settings) -> None:
@@ -203,6 +225,8 @@ def check_access(client: AdminClient, settings: Settings) -> None:
     topics = _topic_ops(client, [n.name for n in required if n.kind == "topic"])
     for need in required:
         if need.kind == "topic":
+            if need.name not in topics:
+                continue
             have = topics[need.name]
         elif need.kind == "group":
             have = _group_ops(client, need.name)
@@ -215,7 +239,12 @@ def check_access(client: AdminClient, settings: Settings) -> None:
 
 def start_up(settings: Settings, log: Any) -> list[str]:
     """``run``'s start-up: connect (bounded retry), create missing topics, check every ACL."""
+    # 1. Reachable and our identity accepted (bounded retry), or exit 4/5.
     client = connect(settings, log)
-    created = clients.ensure_topics(client, settings.topics)
+    # 2. Every ACL on what exists, before anything is created: the error names the exact one.
     check_access(client, settings)
+    # 3. Create what is missing (needs CREATE), then check the new topics too.
+    created = clients.ensure_topics(client, settings.topics)
+    if created:
+        check_access(client, settings)
     return created
