@@ -5,13 +5,14 @@ from __future__ import annotations
 import secrets
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 from confluent_kafka.admin import AdminClient
 
 # Re-exported by confluent_kafka.admin without __all__; import from where they are defined.
-from confluent_kafka.admin._acl import AclBinding, AclOperation, AclPermissionType
+from confluent_kafka.admin._acl import AclBinding, AclBindingFilter, AclOperation, AclPermissionType
 from confluent_kafka.admin._resource import ResourcePatternType, ResourceType
 
 from anomstream.config import Settings
@@ -96,6 +97,24 @@ def grant(broker: SecureBroker, acls: list[AclBinding]) -> None:
     client = admin(broker)  # held: the futures fail if the client is destroyed first
     for future in client.create_acls(acls).values():
         future.result(timeout=30)
+    # Acknowledged is not yet applied: the authoriser learns ACLs from the metadata log. Wait for them.
+    wanted = {(a.restype, a.name, a.principal, a.operation) for a in acls}
+    every = AclBindingFilter(
+        ResourceType.ANY,
+        None,  # type: ignore[arg-type]  # None = any name/principal/host in a filter; stubs say str
+        ResourcePatternType.ANY,
+        None,  # type: ignore[arg-type]
+        None,  # type: ignore[arg-type]
+        AclOperation.ANY,
+        AclPermissionType.ANY,
+    )
+    deadline = time.monotonic() + 30
+    while True:
+        found = client.describe_acls(every).result(timeout=30)
+        if wanted <= {(a.restype, a.name, a.principal, a.operation) for a in found}:
+            return
+        assert time.monotonic() < deadline, "granted ACLs never became visible"
+        time.sleep(0.1)
 
 
 def run_cli(settings: Settings, log: Path, *args: str, timeout: float = 90) -> int:

@@ -137,7 +137,7 @@ def connect(
         # 1. One metadata request, bounded by what is left of the budget.
         left = kafka.connect_timeout_s - (clock() - began)
         try:
-            client.list_topics(timeout=max(1.0, min(3.0, left)))
+            client.list_topics(timeout=max(1.0, min(2.0, left)))
             return client
         except KafkaException:
             client.poll(0)  # serve error_cb: the connection errors behind the failure
