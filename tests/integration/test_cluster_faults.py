@@ -1,0 +1,160 @@
+"""A three-broker KRaft cluster (RF 3, min ISR 2): leader kills and a rolling restart lose nothing.
+
+Both processing modes run at once, as real worker processes on their own topics, so one set of faults
+(5 SIGKILLs of a partition leader, each restarted, then a rolling SIGTERM restart of all three nodes)
+exercises both. ``-m cluster`` runs this module alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from confluent_kafka.admin import AdminClient
+
+import kafka_cluster
+import kafka_local
+from anomstream.config import Settings
+from integration import cluster_checks as checks
+from integration.faults import produce_paced, read_outputs, reference_scores, stream, wait_for_log
+from integration.harness import committed, end_offsets, env_for, settings_for, start_process
+from kafka_fixtures import _fail_or_skip
+
+pytestmark = pytest.mark.cluster
+TOTAL = 8000
+PARTITIONS = 2
+MODES = ("at_least_once", "exactly_once")
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[kafka_cluster.Cluster]:
+    """Three jar brokers, each also a controller, on fresh loopback ports."""
+    nodes = kafka_cluster.cluster_config(tmp_path_factory.mktemp("cluster"))
+    try:
+        kafka_cluster.start(nodes)
+    except Exception as exc:  # noqa: BLE001 - reported through pytest as failure or skip
+        kafka_cluster.stop(nodes)
+        _fail_or_skip(f"three-node cluster did not start: {exc}")
+    try:
+        yield nodes
+    finally:
+        kafka_cluster.stop(nodes)
+
+
+@dataclasses.dataclass
+class Run:
+    """One mode's worker process and its settings."""
+
+    settings: Settings
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    def progress(self, bootstrap: str) -> int:
+        """Input records whose offsets the group has committed."""
+        topic = self.settings.topics.events
+        done = committed(bootstrap, self.settings.kafka.group_id, topic, range(PARTITIONS))
+        return sum(max(0, offset) for offset in done.values())
+
+
+def _leader(admin: AdminClient, topic: str, partition: int) -> int:
+    return int(admin.list_topics(topic, timeout=10).topics[topic].partitions[partition].leader)
+
+
+def _wait_progress(runs: dict[str, Run], before: dict[str, int], bootstrap: str) -> None:
+    """After a fault: each worker is alive and commits past where it was (or has finished)."""
+    deadline = time.monotonic() + 90
+    for mode, run in runs.items():
+        end = sum(end_offsets(bootstrap, run.settings.topics.events).values())
+        while run.progress(bootstrap) <= before[mode] and run.progress(bootstrap) < TOTAL:
+            assert run.proc.poll() is None, f"{mode} worker died: {run.log.read_text()[-2000:]}"
+            assert time.monotonic() < deadline, f"{mode} made no progress after the fault (end {end})"
+            time.sleep(0.5)
+
+
+def _faults(cluster: kafka_cluster.Cluster, runs: dict[str, Run]) -> list[str]:
+    """Five leader SIGKILLs (input, then alert partitions, alternating modes), then a rolling restart."""
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
+    done = []
+    for k in range(5):
+        run = runs[MODES[k % 2]]
+        topic = run.settings.topics.events if k % 2 == 0 else run.settings.topics.alerts
+        leader = _leader(admin, topic, (k // 2) % PARTITIONS)
+        before = {mode: r.progress(cluster.bootstrap) for mode, r in runs.items()}
+        kafka_local.kill(cluster.node(leader))
+        time.sleep(2)
+        kafka_cluster.restart(cluster, cluster.node(leader))
+        _wait_progress(runs, before, cluster.bootstrap)
+        done.append(f"kill -9 node {leader} (leader of {topic})")
+    for node in cluster.nodes:
+        before = {mode: r.progress(cluster.bootstrap) for mode, r in runs.items()}
+        kafka_local.stop(node)
+        kafka_cluster.restart(cluster, node)
+        _wait_progress(runs, before, cluster.bootstrap)
+        done.append(f"rolling restart of node {node.node_id}")
+    return done
+
+
+def _check(mode: str, run: Run, bootstrap: str, reference: checks.Reference) -> dict[str, int]:
+    out = read_outputs(bootstrap, run.settings.topics.scores, run.settings.topics.alerts, TOTAL)
+    assert sum(end_offsets(bootstrap, run.settings.topics.events).values()) == TOTAL
+    assert len(out.covered()) == TOTAL, f"{mode}: {TOTAL - len(out.covered())} input offsets never scored"
+    assert checks.conflicting_ids(out) == [], f"{mode}: an alert id with two different bodies"
+    assert checks.alerted(out) == reference.alerted, f"{mode}: alerts differ from the uninterrupted run"
+    caught = reference.injected & reference.alerted
+    assert caught, "the stream has no alerted injected anomaly to check"
+    partition_of = {s.entity_id: s.source.partition for s in out.scores}
+    expected = reference_scores(stream(TOTAL), partition_of)
+    got = out.first_scores_by_entity()
+    for entity, ref in expected.items():
+        worst = max(abs(a - b) for a, b in zip(got[entity], ref, strict=True))
+        assert worst <= 1e-9, f"{mode} {entity}: scores drift by {worst} from the uninterrupted run"
+    if mode == "exactly_once":
+        assert out.duplicates() == 0, f"exactly-once produced {out.duplicates()} duplicate scores"
+        assert checks.duplicate_alerts(out) == 0
+    return {
+        "scored": len(out.covered()),
+        "duplicate_scores": out.duplicates(),
+        "duplicate_alerts": checks.duplicate_alerts(out),
+        "alerts": len(checks.alerted(out)),
+        "injected_alerted": len(caught),
+        "injected": len(reference.injected),
+    }
+
+
+def test_leader_kills_and_rolling_restart_lose_nothing(
+    cluster: kafka_cluster.Cluster, tmp_path: Path
+) -> None:
+    """5 leader SIGKILLs + a rolling restart: all offsets scored, alerts as uninterrupted, EOS no dups."""
+    events = stream(TOTAL)
+    runs: dict[str, Run] = {}
+    for mode in MODES:
+        base = settings_for(
+            cluster.bootstrap, PARTITIONS, topics={"replication_factor": 3}, worker={"commit_interval_s": 1.0}
+        )
+        settings = base.model_copy(update={"processing_guarantee": mode})
+        log = tmp_path / f"{mode}.log"
+        runs[mode] = Run(settings, start_process(env_for(settings), log), log)
+    try:
+        for run in runs.values():
+            wait_for_log(run.log, '"worker_started"', 1)
+        producers = [
+            produce_paced(cluster.bootstrap, r.settings.topics.events, events, rate=TOTAL / 110)
+            for r in runs.values()
+        ]
+        faults = _faults(cluster, runs)
+        for thread in producers:
+            thread.join(timeout=240)
+        reference = checks.reference(events)
+        figures = {mode: _check(mode, run, cluster.bootstrap, reference) for mode, run in runs.items()}
+    finally:
+        for run in runs.values():
+            run.proc.send_signal(signal.SIGTERM)
+    for mode, run in runs.items():
+        assert run.proc.wait(60) == 0, f"{mode}: {run.log.read_text()[-2000:]}"
+    assert len(faults) == 8
+    print(f"\ncluster faults survived: {faults}\nfigures per mode: {figures}")
