@@ -134,7 +134,13 @@ def test_leader_kills_and_rolling_restart_lose_nothing(
     runs: dict[str, Run] = {}
     for mode in MODES:
         base = settings_for(
-            cluster.bootstrap, PARTITIONS, topics={"replication_factor": 3}, worker={"commit_interval_s": 1.0}
+            cluster.bootstrap,
+            PARTITIONS,
+            topics={"replication_factor": 3},
+            worker={"commit_interval_s": 1.0},
+            # A leader failover takes ~broker.session.timeout.ms (6 s) plus an election: a transaction
+            # (whose records time out with it) must outlive that. docs/security.md explains the setting.
+            kafka={"transaction_timeout_ms": 30_000},
         )
         settings = base.model_copy(update={"processing_guarantee": mode})
         log = tmp_path / f"{mode}.log"
@@ -146,6 +152,7 @@ def test_leader_kills_and_rolling_restart_lose_nothing(
             produce_paced(cluster.bootstrap, r.settings.topics.events, events, rate=TOTAL / 110)
             for r in runs.values()
         ]
+        _wait_progress(runs, dict.fromkeys(MODES, 0), cluster.bootstrap)  # faults land mid-stream
         faults = _faults(cluster, runs)
         for thread in producers:
             thread.join(timeout=240)
