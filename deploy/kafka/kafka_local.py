@@ -333,8 +333,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--controller-port", type=int, default=9093)
     parser.add_argument("--data-dir", type=Path, default=Path(".kafka"))
     parser.add_argument("--version", default=os.environ.get("KAFKA_VERSION", DEFAULT_VERSION))
+    parser.add_argument("--secure", action="store_true", help="SASL_SSL + SCRAM + ACLs (kafka_secure.py)")
+    parser.add_argument("--internal-port", type=int, default=9094, help="with --secure: mTLS broker port")
     args = parser.parse_args(argv)
     cfg = BrokerConfig(args.data_dir.resolve(), args.port, args.controller_port, args.version)
+    if args.secure:
+        import kafka_secure
+
+        ports = (cfg.port, cfg.controller_port, args.internal_port)
+        cfg, creds = kafka_secure.secure_config(cfg.data_dir, *ports)
+        print(f"secured: CA {creds.ca}, passwords {creds.folder}/<user>.password, users {creds.users}")
     if args.action == "fetch":
         print(ensure_jars(cfg.version))
     elif args.action == "up":

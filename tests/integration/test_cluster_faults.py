@@ -53,6 +53,17 @@ class Run:
     settings: Settings
     proc: subprocess.Popen[bytes]
     log: Path
+    restarts: list[str] = dataclasses.field(default_factory=list)
+    stalls: list[float] = dataclasses.field(default_factory=list)
+
+    def keep_alive(self) -> None:
+        """Restart an exited worker, as Kubernetes would, recording its one-line reason."""
+        if self.proc.poll() is None:
+            return
+        lines = [line for line in self.log.read_text().splitlines() if line.startswith("anomstream:")]
+        assert lines, f"worker exited {self.proc.returncode} without a one-line reason"
+        self.restarts.append(lines[-1])
+        self.proc = start_process(env_for(self.settings), self.log)
 
     def progress(self, bootstrap: str) -> int:
         """Input records whose offsets the group has committed."""
@@ -66,14 +77,20 @@ def _leader(admin: AdminClient, topic: str, partition: int) -> int:
 
 
 def _wait_progress(runs: dict[str, Run], before: dict[str, int], bootstrap: str) -> None:
-    """After a fault: each worker is alive and commits past where it was (or has finished)."""
-    deadline = time.monotonic() + 90
+    """After a fault: each worker (restarted if it exited) commits past where it was, or has finished.
+
+    Records per mode how long that took (``stalls``): an exactly-once worker can stall until its
+    transaction times out and it is fenced (see the README's known issues).
+    """
+    began = time.monotonic()
+    deadline = began + 150
     for mode, run in runs.items():
         end = sum(end_offsets(bootstrap, run.settings.topics.events).values())
         while run.progress(bootstrap) <= before[mode] and run.progress(bootstrap) < TOTAL:
-            assert run.proc.poll() is None, f"{mode} worker died: {run.log.read_text()[-2000:]}"
+            run.keep_alive()
             assert time.monotonic() < deadline, f"{mode} made no progress after the fault (end {end})"
             time.sleep(0.5)
+        run.stalls.append(round(time.monotonic() - began, 1))
 
 
 def _faults(cluster: kafka_cluster.Cluster, runs: dict[str, Run]) -> list[str]:
@@ -140,7 +157,9 @@ def test_leader_kills_and_rolling_restart_lose_nothing(
             worker={"commit_interval_s": 1.0},
             # A leader failover takes ~broker.session.timeout.ms (6 s) plus an election: a transaction
             # (whose records time out with it) must outlive that. docs/security.md explains the setting.
-            kafka={"transaction_timeout_ms": 30_000},
+            # The group session must outlive a coordinator failover too, or partitions are lost
+            # (which ends an exactly-once worker by design, for a restart to restore them).
+            kafka={"transaction_timeout_ms": 30_000, "session_timeout_ms": 20_000},
         )
         settings = base.model_copy(update={"processing_guarantee": mode})
         log = tmp_path / f"{mode}.log"
@@ -156,6 +175,7 @@ def test_leader_kills_and_rolling_restart_lose_nothing(
         faults = _faults(cluster, runs)
         for thread in producers:
             thread.join(timeout=240)
+        _wait_progress(runs, dict.fromkeys(MODES, TOTAL - 1), cluster.bootstrap)
         reference = checks.reference(events)
         figures = {mode: _check(mode, run, cluster.bootstrap, reference) for mode, run in runs.items()}
     finally:
@@ -164,4 +184,8 @@ def test_leader_kills_and_rolling_restart_lose_nothing(
     for mode, run in runs.items():
         assert run.proc.wait(60) == 0, f"{mode}: {run.log.read_text()[-2000:]}"
     assert len(faults) == 8
-    print(f"\ncluster faults survived: {faults}\nfigures per mode: {figures}")
+    restarts = {mode: run.restarts for mode, run in runs.items()}
+    stalls = {mode: run.stalls for mode, run in runs.items()}
+    print(f"\ncluster faults: {faults}\nfigures per mode: {figures}\nworker restarts: {restarts}")
+    print(f"seconds to progress after each fault: {stalls}")
+    assert not runs["at_least_once"].restarts, "the at-least-once worker had to be restarted"
