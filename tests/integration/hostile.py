@@ -68,7 +68,7 @@ def _deep(raw: dict[str, object], rng: random.Random) -> bytes:
     )
 
 
-def _mutators(rng: random.Random) -> list[Callable[[dict[str, object], bytes], bytes]]:
+def _mutators(rng: random.Random, big: int) -> list[Callable[[dict[str, object], bytes], bytes]]:
     nfc, nfd = unicodedata.normalize("NFC", "caf\u00e9"), unicodedata.normalize("NFD", "caf\u00e9")
     return [
         lambda d, b: json.dumps({**d, "values": {"x": 1e308 * 10}}, allow_nan=True).encode(),  # inf
@@ -76,8 +76,8 @@ def _mutators(rng: random.Random) -> list[Callable[[dict[str, object], bytes], b
         lambda d, b: json.dumps({**d, "values": {"x": -1.7976931348623157e308, "y": 5e-324}}).encode(),
         lambda d, b: _deep(d, rng),
         lambda d, b: json.dumps({**d, "values": {f"f{i}": float(i) for i in range(10_000)}}).encode(),
-        lambda d, b: json.dumps({**d, "attributes": {"blob": "x" * (BIG - 2000)}}).encode(),  # fits
-        lambda d, b: json.dumps({**d, "entity_id": "e" * (BIG + 10)}).encode(),  # oversize
+        lambda d, b: json.dumps({**d, "attributes": {"blob": "x" * (big - 2000)}}).encode(),
+        lambda d, b: json.dumps({**d, "entity_id": "e" * (big + 10)}).encode(),
         lambda d, b: b[:10] + b"\xff\xfe\xc3\x28" + b[10:],  # invalid UTF-8
         lambda d, b: b.replace(b'"entity_id": "', b'"entity_id": "dup-", "entity_id": "', 1),
         lambda d, b: b.replace(b'"values": {', b'"values": {"x": 1, "x": 2, ', 1),
@@ -90,12 +90,16 @@ def _mutators(rng: random.Random) -> list[Callable[[dict[str, object], bytes], b
     ]
 
 
-def hostile(total: int, seed: int = 16, drawn: int = 2000) -> Iterator[Record]:
-    """``total`` records: hypothesis documents, mutated real events, and real events (keyed)."""
+def hostile(total: int, seed: int = 16, drawn: int = 2000, *, oversize: bool = True) -> Iterator[Record]:
+    """``total`` records: hypothesis documents, mutated real events, and real events (keyed).
+
+    ``oversize=False`` keeps the big strings at 700 kB: a dead letter carries its original base64
+    (4/3 the size), and one past the producer's 1 MB limit stops the worker (the test's xfail).
+    """
     rng = random.Random(seed)
     generated = hypothesis_records(drawn)
     real = stream(5000, entities=50, seed=seed)
-    mutators = _mutators(rng)
+    mutators = _mutators(rng, BIG if oversize else 700_000)
     big = 0
     for i in range(total):
         item = real[i % len(real)]

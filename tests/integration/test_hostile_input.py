@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.admin._config import ConfigResource  # re-exported without __all__
 
@@ -53,7 +54,25 @@ def _wait_committed(
         time.sleep(1)
 
 
-def test_100k_fuzzed_records_are_all_accounted_for(kafka_bootstrap: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "oversize",
+    [
+        False,
+        pytest.param(
+            True,
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="known defect: the dead letter of a record over max_message_bytes carries its "
+                "base64 original (4/3 the size), which the producer refuses ('Message size too "
+                "large'), and the worker exits 1",
+            ),
+        ),
+    ],
+    ids=["within_limit", "with_oversize"],
+)
+def test_100k_fuzzed_records_are_all_accounted_for(
+    kafka_bootstrap: str, tmp_path: Path, oversize: bool
+) -> None:
     """100k hostile records: worker stays up, consumed = processed + dead-lettered, RSS bounded."""
     settings = settings_for(kafka_bootstrap, partitions=3, worker={"max_keys": MAX_KEYS})
     admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
@@ -64,7 +83,10 @@ def test_100k_fuzzed_records_are_all_accounted_for(kafka_bootstrap: str, tmp_pat
     try:
         wait_for_log(log, '"worker_started"', 1)
         sent = produce(
-            kafka_bootstrap, settings.topics.events, hostile(FUZZED), client={"message.max.bytes": "3000000"}
+            kafka_bootstrap,
+            settings.topics.events,
+            hostile(FUZZED, oversize=oversize),
+            client={"message.max.bytes": "3000000"},
         )
         _wait_committed(settings, kafka_bootstrap, sent, lambda: proc.poll() is None, 600)
         peak_kib = _status_kib(proc.pid, "VmHWM")
