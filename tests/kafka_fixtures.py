@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 import kafka_local
+import kafka_secure
 
 
 @dataclasses.dataclass
@@ -83,5 +84,33 @@ def session_broker(tmp_root: Path) -> Iterator[Broker]:
         _fail_or_skip(f"local jar broker did not start: {exc}")
     try:
         yield Broker(cfg.bootstrap, "local-jar", cfg)
+    finally:
+        kafka_local.stop(cfg)
+
+
+@dataclasses.dataclass
+class SecureBroker:
+    """A SASL_SSL broker with the StandardAuthorizer on; ``admin`` is its super user."""
+
+    bootstrap: str
+    creds: kafka_secure.Credentials
+
+    def client(self, user: str) -> dict[str, str]:
+        """Librdkafka properties of ``user`` on this broker."""
+        return {**self.creds.client(user), "bootstrap.servers": self.bootstrap}
+
+
+@contextlib.contextmanager
+def secure_broker(tmp_root: Path) -> Iterator[SecureBroker]:
+    """A throw-away secured jar broker (users ``admin`` and ``worker``), stopped on exit."""
+    port, controller, internal = (kafka_local.free_port() for _ in range(3))
+    cfg, creds = kafka_secure.secure_config(tmp_root / "kafka-secure", port, controller, internal)
+    try:
+        kafka_local.start(cfg)
+    except Exception as exc:  # noqa: BLE001 - reported through pytest as failure or skip
+        kafka_local.stop(cfg)
+        _fail_or_skip(f"secured jar broker did not start: {exc}")
+    try:
+        yield SecureBroker(cfg.bootstrap, creds)
     finally:
         kafka_local.stop(cfg)

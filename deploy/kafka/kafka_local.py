@@ -24,7 +24,6 @@ DEFAULT_VERSION = "4.3.1"
 HERE = Path(__file__).resolve().parent
 JVM_FLAGS = (
     "-Xms128m",
-    "-Xmx512m",
     "-XX:+UseSerialGC",
     "-XX:TieredStopAtLevel=1",
     "-XX:+ExitOnOutOfMemoryError",
@@ -54,6 +53,14 @@ class BrokerConfig:
     controller_port: int = 9093
     version: str = DEFAULT_VERSION
     session_timeout_floor_ms: int = 2000
+    node_id: int = 1
+    voters: str = ""  # controller.quorum.voters; default: this node alone
+    cluster_id: str = ""  # default: a fresh one at format time (a cluster shares one)
+    heap: str = "512m"
+    # Secured brokers and clusters (kafka_secure.py, kafka_cluster.py) override these:
+    properties: dict[str, str] = dataclasses.field(default_factory=dict)  # merged over the defaults
+    format_args: tuple[str, ...] = ()  # extra StorageTool format arguments (e.g. --add-scram)
+    client: dict[str, str] = dataclasses.field(default_factory=dict)  # admin conf for the ready probe
 
     @property
     def bootstrap(self) -> str:
@@ -80,8 +87,8 @@ def render_properties(cfg: BrokerConfig) -> str:
     """Render a KRaft single-node ``server.properties`` bound to loopback only."""
     props = {
         "process.roles": "broker,controller",
-        "node.id": "1",
-        "controller.quorum.voters": f"1@127.0.0.1:{cfg.controller_port}",
+        "node.id": str(cfg.node_id),
+        "controller.quorum.voters": cfg.voters or f"{cfg.node_id}@127.0.0.1:{cfg.controller_port}",
         "listeners": f"PLAINTEXT://127.0.0.1:{cfg.port},CONTROLLER://127.0.0.1:{cfg.controller_port}",
         "advertised.listeners": f"PLAINTEXT://127.0.0.1:{cfg.port}",
         "controller.listener.names": "CONTROLLER",
@@ -110,6 +117,7 @@ def render_properties(cfg: BrokerConfig) -> str:
         "num.network.threads": "2",
         "num.io.threads": "2",
         "log.segment.bytes": "16777216",
+        **cfg.properties,
     }
     return "".join(f"{key}={value}\n" for key, value in props.items())
 
@@ -161,8 +169,8 @@ def ensure_jars(version: str = DEFAULT_VERSION, offline: bool = False) -> Path:
     return libs
 
 
-def _java(libs: Path, *args: str, log4j: Path | None = None) -> list[str]:
-    flags = [*JVM_FLAGS]
+def _java(libs: Path, *args: str, log4j: Path | None = None, heap: str = "512m") -> list[str]:
+    flags = [*JVM_FLAGS, f"-Xmx{heap}"]
     if log4j is not None:
         flags.append(f"-Dlog4j2.configurationFile={log4j}")
     return ["java", *flags, "-cp", f"{libs}/*", *args]
@@ -181,7 +189,7 @@ def format_storage(cfg: BrokerConfig, libs: Path) -> None:
     (cfg.data_dir / "log4j2.properties").write_text(render_log4j(cfg))
     if version_stamp.exists():
         return
-    cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    cluster_id = cfg.cluster_id or new_cluster_id()
     subprocess.run(
         _java(
             libs,
@@ -192,11 +200,17 @@ def format_storage(cfg: BrokerConfig, libs: Path) -> None:
             "-c",
             str(cfg.properties_file),
             "--ignore-formatted",
+            *cfg.format_args,
         ),
         check=True,
         stdout=subprocess.DEVNULL,
     )
     version_stamp.write_text(cfg.version + "\n")
+
+
+def new_cluster_id() -> str:
+    """A KRaft cluster id: 16 random bytes, base64url without padding."""
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
 
 
 def running_pid(cfg: BrokerConfig) -> int | None:
@@ -213,11 +227,11 @@ def running_pid(cfg: BrokerConfig) -> int | None:
     return pid
 
 
-def wait_ready(bootstrap: str, timeout: float = 60.0) -> None:
+def wait_ready(bootstrap: str, timeout: float = 60.0, client: dict[str, str] | None = None) -> None:
     """Block until a metadata request succeeds (log lines are not a readiness signal)."""
     from confluent_kafka.admin import AdminClient  # the venv has it; the stdlib path does not
 
-    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
+    admin = AdminClient({**(client or {}), "bootstrap.servers": bootstrap, "log_level": 0})
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -229,8 +243,8 @@ def wait_ready(bootstrap: str, timeout: float = 60.0) -> None:
             time.sleep(0.25)
 
 
-def start(cfg: BrokerConfig, timeout: float = 60.0) -> int:
-    """Start the broker in the background (idempotent: a running one is reused) and wait until ready."""
+def launch(cfg: BrokerConfig) -> int:
+    """Start the broker process in the background without waiting (a running one is reused)."""
     pid = running_pid(cfg)
     if pid is None:
         libs = ensure_jars(cfg.version)
@@ -238,7 +252,7 @@ def start(cfg: BrokerConfig, timeout: float = 60.0) -> int:
         log4j = cfg.data_dir / "log4j2.properties"
         with cfg.log_file.open("ab") as log:
             proc = subprocess.Popen(
-                _java(libs, "kafka.Kafka", str(cfg.properties_file), log4j=log4j),
+                _java(libs, "kafka.Kafka", str(cfg.properties_file), log4j=log4j, heap=cfg.heap),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -246,8 +260,14 @@ def start(cfg: BrokerConfig, timeout: float = 60.0) -> int:
             )
         pid = proc.pid
         cfg.pid_file.write_text(f"{pid}\n")
+    return pid
+
+
+def start(cfg: BrokerConfig, timeout: float = 60.0) -> int:
+    """Start the broker in the background (idempotent: a running one is reused) and wait until ready."""
+    pid = launch(cfg)
     try:
-        wait_ready(cfg.bootstrap, timeout)
+        wait_ready(cfg.bootstrap, timeout, cfg.client)
     except TimeoutError:
         tail = cfg.log_file.read_text(errors="replace")[-3000:] if cfg.log_file.exists() else ""
         stop(cfg)
@@ -313,8 +333,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--controller-port", type=int, default=9093)
     parser.add_argument("--data-dir", type=Path, default=Path(".kafka"))
     parser.add_argument("--version", default=os.environ.get("KAFKA_VERSION", DEFAULT_VERSION))
+    parser.add_argument("--secure", action="store_true", help="SASL_SSL + SCRAM + ACLs (kafka_secure.py)")
+    parser.add_argument("--internal-port", type=int, default=9094, help="with --secure: mTLS broker port")
     args = parser.parse_args(argv)
     cfg = BrokerConfig(args.data_dir.resolve(), args.port, args.controller_port, args.version)
+    if args.secure:
+        import kafka_secure
+
+        ports = (cfg.port, cfg.controller_port, args.internal_port)
+        cfg, creds = kafka_secure.secure_config(cfg.data_dir, *ports)
+        print(f"secured: CA {creds.ca}, passwords {creds.folder}/<user>.password, users {creds.users}")
     if args.action == "fetch":
         print(ensure_jars(cfg.version))
     elif args.action == "up":

@@ -24,7 +24,7 @@ from anomstream.ops import demo, logs, printer
 from anomstream.ops.endpoint import Endpoint
 from anomstream.ops.metrics import Metrics
 from anomstream.ops.supervisor import Supervisor
-from anomstream.stream import clients
+from anomstream.stream import clients, preflight
 from anomstream.stream.checkpoint import Checkpoint, CommitPolicy
 from anomstream.stream.producer import Sink
 from anomstream.stream.snapshot import Snapshots
@@ -112,8 +112,13 @@ def build_replayer(specs: DetectorSpecs, *, bands: bool = False) -> Replayer:
 
 
 def create_topics(settings: config.Settings) -> list[str]:
-    """Create the topics anomstream needs; returns those that did not exist."""
-    return clients.ensure_topics(clients.admin(settings, logger=logs.kafka_logger()), settings.topics)
+    """Create the topics anomstream needs (after a bounded wait for the broker); returns the new ones."""
+    return clients.ensure_topics(preflight.connect(settings, logs.get("admin")), settings.topics)
+
+
+def check_broker(settings: config.Settings) -> None:
+    """Fail with a one-line error (exit 4 or 5) unless the broker answers and accepts our identity."""
+    preflight.connect(settings, logs.get("admin"))
 
 
 def run_service(opts: RunOptions, settings: config.Settings, specs: DetectorSpecs) -> int:
@@ -129,7 +134,7 @@ def run_service(opts: RunOptions, settings: config.Settings, specs: DetectorSpec
 
     _install_signals(stop)
     log = logs.get("worker")
-    created = create_topics(settings)
+    created = preflight.start_up(settings, log)  # reachable, authenticated, authorised: or exit 4/5/6
     if created:
         log.info("topics_created", topics=created)
     if opts.workers > 1:

@@ -41,11 +41,17 @@ class KafkaSettings(_Section):
     sasl_mechanism: str | None = None
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
+    sasl_password_file: Path | None = Field(
+        default=None, description="a mounted file holding the SASL password (trailing newline ignored)"
+    )
     ssl_ca_location: str | None = None
     ssl_certificate_location: str | None = None
     ssl_key_location: str | None = None
     ssl_key_password: SecretStr | None = None
     session_timeout_ms: int = Field(default=10_000, ge=1_000)
+    connect_timeout_s: float = Field(
+        default=30.0, gt=0, description="start-up: how long to retry an unreachable broker before giving up"
+    )
     transactional_id: str | None = Field(
         default=None,
         description="exactly-once only: a stable id per worker (e.g. a StatefulSet pod name) lets a "
@@ -68,6 +74,24 @@ class KafkaSettings(_Section):
             raise ValueError("must name at least one host:port")
         return value.strip()
 
+    @model_validator(mode="after")
+    def _one_password_source(self) -> KafkaSettings:
+        if self.sasl_password is not None and self.sasl_password_file is not None:
+            raise ValueError("set sasl_password or sasl_password_file, not both")
+        if self.sasl_password_file is not None and not self.sasl_password_file.is_file():
+            raise ValueError(f"sasl_password_file {self.sasl_password_file} is not a readable file")
+        for name in ("ssl_ca_location", "ssl_certificate_location", "ssl_key_location"):
+            location = getattr(self, name)
+            if location not in (None, "probe") and not Path(location).exists():
+                raise ValueError(f"{name} {location} does not exist")
+        return self
+
+    def password(self) -> SecretStr | None:
+        """The SASL password, from the environment or the mounted file (read when a client is built)."""
+        if self.sasl_password_file is not None:
+            return SecretStr(self.sasl_password_file.read_text().strip())
+        return self.sasl_password
+
     def client_config(self) -> dict[str, str]:
         """Librdkafka properties shared by every client (secrets revealed only here)."""
         conf = {
@@ -78,7 +102,7 @@ class KafkaSettings(_Section):
         optional: dict[str, str | SecretStr | None] = {
             "sasl.mechanism": self.sasl_mechanism,
             "sasl.username": self.sasl_username,
-            "sasl.password": self.sasl_password,
+            "sasl.password": self.password(),
             "ssl.ca.location": self.ssl_ca_location,
             "ssl.certificate.location": self.ssl_certificate_location,
             "ssl.key.location": self.ssl_key_location,

@@ -39,3 +39,24 @@ class DeadLetterLimitError(AnomstreamError):
 
 class SnapshotError(AnomstreamError):
     """A state snapshot failed authentication or could not be loaded."""
+
+
+class BrokerUnreachableError(BrokerError):
+    """No broker answered at start-up within the bounded retry: wrong address, broker down, firewall."""
+
+    exit_code = 4
+
+
+class AuthenticationError(BrokerError):
+    """The broker refused who we are: SASL credentials, or a TLS certificate we (or it) do not trust.
+
+    Not retried: a wrong password does not become right by waiting.
+    """
+
+    exit_code = 5
+
+
+class AuthorizationError(BrokerError):
+    """Authenticated, but an ACL the worker needs is missing; the message names the resource."""
+
+    exit_code = 6

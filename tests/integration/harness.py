@@ -133,9 +133,19 @@ def start_process(env: dict[str, str], log: Path, *args: str) -> subprocess.Pope
         )
 
 
-def produce(bootstrap: str, topic: str, records: Iterable[tuple[bytes | None, bytes | None]]) -> int:
-    """Produce (key, value) pairs and wait for every acknowledgement; returns the count."""
-    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 5})
+def produce(
+    bootstrap: str,
+    topic: str,
+    records: Iterable[tuple[bytes | None, bytes | None]],
+    client: dict[str, str] | None = None,
+) -> int:
+    """Produce (key, value) pairs and wait for every acknowledgement; returns the count.
+
+    ``client`` adds librdkafka properties (credentials of a secured broker, larger messages).
+    """
+    producer = Producer(
+        {"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 5, **(client or {})}
+    )
     n = 0
     for key, value in records:
         while True:
@@ -150,11 +160,16 @@ def produce(bootstrap: str, topic: str, records: Iterable[tuple[bytes | None, by
 
 
 def drain(
-    bootstrap: str, topic: str, until: Callable[[list[Message]], bool], timeout: float = 60.0
+    bootstrap: str,
+    topic: str,
+    until: Callable[[list[Message]], bool],
+    timeout: float = 60.0,
+    client: dict[str, str] | None = None,
 ) -> list[Message]:
     """Read ``topic`` from the beginning until ``until(messages)`` holds or ``timeout`` passes."""
     consumer = Consumer(
         {
+            **(client or {}),
             "bootstrap.servers": bootstrap,
             "group.id": unique("drain"),
             "auto.offset.reset": "earliest",

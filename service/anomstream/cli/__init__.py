@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 
 import orjson
+from confluent_kafka import KafkaException
 
 from anomstream import app, config
 from anomstream.cli.parser import (
@@ -45,6 +46,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "demo":
         return app.run_demo(demo_options(args), settings)
     if args.command == "replay":
+        if args.from_kafka:
+            app.check_broker(settings)  # unreachable / refused: one line and exit 4 / 5, not a traceback
         return replay.run(replay_options(args), specs, settings)
     if args.command == "evaluate":
         return evaluate.run(evaluate_options(args), specs)
@@ -62,3 +65,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AnomstreamError as exc:
         print(f"anomstream: {type(exc).__name__}: {exc}", file=sys.stderr)
         return exc.exit_code
+    except KafkaException as exc:  # a broker failure no check above anticipated: still one line
+        print(f"anomstream: Kafka error: {exc.args[0].str()}", file=sys.stderr)
+        return 1

@@ -11,7 +11,7 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
 from anomstream.config import KafkaSettings, Settings, TopicSettings
-from anomstream.errors import BrokerError
+from anomstream.errors import AuthorizationError, BrokerError
 
 StatsCallback = Callable[[str], None]
 
@@ -129,6 +129,13 @@ def ensure_topics(client: AdminClient, topics: TopicSettings, timeout: float = 3
             future.result(timeout=timeout)
             created.append(name)
         except KafkaException as exc:
-            if exc.args[0].code() != exc.args[0].TOPIC_ALREADY_EXISTS:  # a racing worker made it
-                raise BrokerError(f"cannot create topic {name}: {exc.args[0].str()}") from exc
+            err = exc.args[0]
+            if err.code() in (err.TOPIC_AUTHORIZATION_FAILED, err.CLUSTER_AUTHORIZATION_FAILED):
+                raise AuthorizationError(
+                    f"topic {name} is not visible to this principal (no DESCRIBE ACL) and it may not "
+                    f"create it (no CREATE ACL): {err.str()}; create the topic and grant the ACLs in "
+                    "docs/security.md"
+                ) from None
+            if err.code() != err.TOPIC_ALREADY_EXISTS:  # a racing worker made it
+                raise BrokerError(f"cannot create topic {name}: {err.str()}") from exc
     return created

@@ -12,9 +12,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from confluent_kafka import KafkaException, TopicPartition
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
-from anomstream.errors import DeliveryError
+from anomstream.errors import AuthorizationError, DeliveryError
+
+# init_transactions failures a leader or coordinator moving to another broker can cause.
+_FAILOVER = (KafkaError._TRANSPORT, KafkaError._TIMED_OUT, KafkaError.COORDINATOR_NOT_AVAILABLE)
 
 
 class Sink:
@@ -58,8 +61,32 @@ class Sink:
 
     def start(self) -> None:
         """Register the transactional id (fencing any zombie with the same id)."""
-        if self.exactly_once:
-            self.producer.init_transactions(self.flush_timeout_s)
+        if not self.exactly_once:
+            return
+        # A broker failing over (leader or transaction coordinator moving) is waited out, like an
+        # outage in flush(); anything else is final.
+        deadline = self.clock() + self.outage_timeout_s
+        while True:
+            try:
+                self.producer.init_transactions(self.flush_timeout_s)
+                return
+            except KafkaException as exc:
+                err = exc.args[0]
+                transient = err.retriable() or err.code() in _FAILOVER
+                if not transient or self.clock() > deadline:
+                    self._refuse(exc)
+                    raise
+
+    def _refuse(self, exc: KafkaException) -> None:
+        """Raise ``AuthorizationError`` when ``init_transactions`` failed for want of an ACL."""
+        err = exc.args[0]
+        if err.code() in (err.TRANSACTIONAL_ID_AUTHORIZATION_FAILED, err.CLUSTER_AUTHORIZATION_FAILED):
+            raise AuthorizationError(
+                f"not authorised to use the transactional id ({err.str()}); exactly-once needs "
+                "WRITE on TransactionalId (prefix '<group_id>-' unless "
+                "ANOMSTREAM_KAFKA__TRANSACTIONAL_ID "
+                "is set): see docs/security.md"
+            ) from None
 
     def produce(self, topic: str, value: bytes | None, key: bytes | None, **kw: Any) -> None:
         """Queue one record; waits for room when librdkafka's local queue is full."""
