@@ -58,15 +58,7 @@ def _wait_committed(
     "oversize",
     [
         False,
-        pytest.param(
-            True,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="known defect: the dead letter of a record over max_message_bytes carries its "
-                "base64 original (4/3 the size), which the producer refuses ('Message size too "
-                "large'), and the worker exits 1",
-            ),
-        ),
+        True,
     ],
     ids=["within_limit", "with_oversize"],
 )

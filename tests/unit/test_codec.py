@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -253,3 +254,17 @@ def test_encode_decode_round_trip(event: Event) -> None:
     assert decoded == event
     assert isinstance(decoded, Event)
     assert decoded.timestamp.utcoffset() == event.timestamp.utcoffset()
+
+
+def test_a_huge_rejected_record_travels_as_a_flagged_prefix() -> None:
+    """A dead letter stays under a broker's 1 MB limit: past 700 kB the original is a prefix, flagged."""
+    raw = b"{" + b"x" * 2_000_000
+    letter = codec.dead_letter(raw, codec.Rejection("oversize", "too big"), SOURCE)
+    assert len(codec.encode(letter)) < 1_000_000
+    assert letter.truncated
+    assert letter.original_size == len(raw)
+    assert codec.original_bytes(letter) == raw[: codec.MAX_DEAD_LETTER_ORIGINAL]
+    assert letter.original_sha256 == hashlib.sha256(raw).hexdigest()
+    small = codec.dead_letter(b"oops", codec.Rejection("invalid_json", "d"), SOURCE)
+    assert not small.truncated
+    assert codec.original_bytes(small) == b"oops"

@@ -70,12 +70,14 @@ class PeriodDetector:
         return (sxy - sx * sy / n) / math.sqrt(vx * vy)
 
     def _decide(self) -> float:
+        # The shortest evident period wins unless a longer one is clearly stronger: a daily cycle also
+        # repeats weekly, and calling it weekly would hide what users expect to read ("daily").
         best, best_rho = 0.0, 0.0
-        for period, lag in zip(self.periods, self.lags, strict=True):
+        for period, lag in sorted(zip(self.periods, self.lags, strict=True)):
             if self.nbins < 2 * lag:
                 continue
             r = self.rho(lag)
-            if r > 0.5 and r > self.rho(max(1, lag // 2)) + 0.2 and r > best_rho:
+            if r > 0.5 and r > self.rho(max(1, lag // 2)) + 0.2 and r > best_rho + 0.05:
                 best, best_rho = period, r
         return best
 

@@ -12,11 +12,10 @@ from array import array
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from anomstream.detect.calibration import SCORE_DECADES, Likelihood, Spot
+from anomstream.detect.calibration import SCORE_DECADES, Likelihood
 from anomstream.detect.season import DAY, WEEK, PeriodDetector
 
 VIEWS = ("level", "diff", "varratio", "lag", "profile")
-_LOG10_2 = math.log10(2.0)
 
 
 @dataclass(frozen=True)
@@ -35,22 +34,17 @@ class Config:
     log_raw: bool = True  # feed log1p(raw) to the calibrator (tames heavy tails)
     range_widen: float = 0.05  # range rule widening, fraction of the range seen so far
     profile_alpha: float = 0.1  # per-slot profile EW factor per visit (≈ 10 periods of memory)
-    periods: tuple[float, ...] = (
-        DAY,
-        WEEK,
-    )  # candidate seasonal periods (seconds); slot arrays span the largest
+    # candidate seasonal periods (seconds); slot arrays span the largest
+    periods: tuple[float, ...] = (DAY, WEEK)
     period_gate: str = "acf"  # "acf": causal autocorrelation evidence; "always"; "off"
     max_slot_step: float = 3600.0  # seasonal views only when sampling step ≤ 1 h
     rel_floor: float = 1e-3  # scale floor as a fraction of the range seen so far
     views: tuple[str, ...] = VIEWS  # ablation switch
     range_rule: bool = True
-    point_views: tuple[str, ...] = ()  # views that also get a single-point look
-    point_spot: bool = False  # the single-point look is EVT (SPOT) rather than a likelihood
-    spot_init: int = 300
-    range_after_s: float = 0.0  # event time a sub-hourly key must span before the range rule applies
+    # Event time a sub-hourly key must span before the range rule applies: a daily metric shows its full
+    # range only after a day (measured: no change on NAB, where the probation period covers it).
+    range_after_s: float = DAY
     bonferroni: bool = True  # the min over views times their number, so the result is a probability
-    suppress_halflife: float = 1000.0  # rows; repeat-alarm envelope half-life
-    suppress_factor: float = 0.5  # multiplier of a score that does not beat the envelope
 
 
 class Peek(NamedTuple):
@@ -89,12 +83,6 @@ class SeriesViews:
         self.lagst = [0.0, 0.0, 0.0]  # mean, var, count
         self.profst = [0.0, 0.0, 0.0]
         self.lik = [Likelihood(cfg.ma_window, cfg.lik_alpha, cfg.lik_min, cfg.lik_sd_floor) for _ in VIEWS]
-        # Single-point looks for the views in ``cfg.point_views``: a spike the moving average would dilute.
-        self.plik: dict[int, Likelihood | Spot] = {
-            i: Spot(q=1e-4, n_init=cfg.spot_init) if cfg.point_spot else Likelihood(1, cfg.lik_alpha, cfg.lik_min)
-            for i, view in enumerate(VIEWS)
-            if view in cfg.point_views
-        }
         self.first_t = math.nan
         self.slot_period = 0.0
         self.lag_vals: array[float] = array("d")
@@ -195,12 +183,6 @@ class SeriesViews:
         best, winner, looks = 0.0, "", 0
         for i, r in enumerate(raws):
             lp = 0.0 if math.isnan(r) else self.lik[i].peek(r)
-            point = self.plik.get(i)
-            if point is not None and not math.isnan(r):
-                # two looks at one view, doubled; SPOT sees the uncompressed deviation (its tail is the point)
-                look = point.peek(math.expm1(r) if self.cfg.point_spot else r)
-                lp = min(lp, max(look, -SCORE_DECADES) + _LOG10_2)
-            lps.append(lp)
             eligible = warm and self._usable[i] and not math.isnan(r)
             if i >= 3:  # seasonal views speak once a period is evident and they have seen enough
                 eligible = eligible and seasonal and season_n[i - 3] >= cfg.warmup
@@ -221,8 +203,6 @@ class SeriesViews:
             for i, r in enumerate(pk.raws):
                 if not math.isnan(r):
                     self.lik[i].commit(r)
-                    if i in self.plik:
-                        self.plik[i].commit(math.expm1(r) if self.cfg.point_spot else r)
             _ew(self.dif, pk.d, max(a, 1.0 / self.n))
             self.short_var = pk.short_var
             if not math.isnan(pk.lag_r):

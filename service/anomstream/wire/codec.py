@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import hashlib
 from datetime import UTC, datetime
 from typing import Final
 
@@ -84,14 +85,26 @@ def encode_event(event: Event) -> bytes:
     return encode(event)
 
 
+# Base64 grows a record by 4/3: past this many original bytes a dead letter would exceed what a broker
+# accepts by default (1 MB), the produce would fail and stop the worker. Larger originals travel as a
+# prefix, flagged ``truncated``, with their size and SHA-256; the source coordinates say where the whole
+# record still is.
+MAX_DEAD_LETTER_ORIGINAL = 700_000
+
+
 def dead_letter(raw: bytes | None, rejection: Rejection, source: Source) -> DeadLetter:
-    """The dead-letter record for a rejected input, carrying the original bytes untouched."""
+    """The dead-letter record for a rejected input, carrying the original bytes (a prefix if huge)."""
+    data = raw or b""
+    kept = data[:MAX_DEAD_LETTER_ORIGINAL]
     return DeadLetter(
         reason=rejection.reason,
         detail=rejection.detail[:2000],
         source=source,
-        original=base64.b64encode(raw or b"").decode("ascii"),
+        original=base64.b64encode(kept).decode("ascii"),
         failed_at=datetime.now(UTC),
+        original_size=len(data),
+        truncated=len(kept) < len(data),
+        original_sha256=hashlib.sha256(data).hexdigest(),
     )
 
 

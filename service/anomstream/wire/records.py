@@ -139,8 +139,13 @@ class DeadLetter(_Wire):
     reason: str = Field(description="machine-readable category, e.g. invalid_json")
     detail: str
     source: Source
-    original: str = Field(description="the original bytes, base64")
+    original: str = Field(description="the original bytes, base64 (a prefix when truncated)")
     failed_at: datetime
+    original_size: int = Field(default=0, ge=0, description="length of the original record in bytes")
+    truncated: bool = Field(
+        default=False, description="the original was too large for a dead letter: re-read it at source"
+    )
+    original_sha256: str = Field(default="", description="hex SHA-256 of the whole original record")
 
 
 class ScoreRecord(_Wire):
