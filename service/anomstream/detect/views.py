@@ -38,6 +38,7 @@ class Config:
     periods: tuple[float, ...] = (DAY, WEEK)
     period_gate: str = "acf"  # "acf": causal autocorrelation evidence; "always"; "off"
     max_slot_step: float = 3600.0  # seasonal views only when sampling step ≤ 1 h
+    max_slots: int = 2016  # slots per period (a week of 5-minute slots)
     rel_floor: float = 1e-3  # scale floor as a fraction of the range seen so far
     views: tuple[str, ...] = VIEWS  # ablation switch
     range_rule: bool = True
@@ -85,6 +86,7 @@ class SeriesViews:
         self.lik = [Likelihood(cfg.ma_window, cfg.lik_alpha, cfg.lik_min, cfg.lik_sd_floor) for _ in VIEWS]
         self.first_t = math.nan
         self.slot_period = 0.0
+        self.slot_width = 0.0
         self.lag_vals: array[float] = array("d")
         self.prof_vals: array[float] = array("d")
         self.prof_n: array[float] = array("d")
@@ -100,7 +102,7 @@ class SeriesViews:
     def _slot(self, t: float) -> int:
         if not self.slot_period:
             return -1
-        return int((t % self.slot_period) // self.step) % len(self.lag_vals)
+        return int((t % self.slot_period) // self.slot_width) % len(self.lag_vals)
 
     def _seasonal_on(self) -> bool:
         if not self.slot_period:
@@ -238,11 +240,13 @@ class SeriesViews:
         ):
             return
         period = max(self.cfg.periods)
-        # slot arrays follow the largest candidate period; the detector only gates them on/off
-        size = round(period / self.step)
-        if size < 2 or size > 20_000:
+        # Slot arrays follow the largest candidate period (the detector only gates them on/off), at most
+        # ``max_slots`` per period: finer data shares a slot (5-minute slots for a week), which bounds a
+        # seasonal key's state at 3 x 2,016 floats per feature.
+        size = min(round(period / self.step), self.cfg.max_slots)
+        if size < 2:
             return
-        self.slot_period = period
+        self.slot_period, self.slot_width = period, period / size
         self.lag_vals = array("d", [math.nan] * size)
         self.prof_vals = array("d", [0.0] * size)
         self.prof_n = array("d", [0.0] * size)
