@@ -47,7 +47,7 @@ class Metrics:
             "anomstream_events_dead_lettered", "Input records sent to the DLQ", ["reason"], registry=r
         )
         self.alerts = Counter(
-            "anomstream_alerts", "Alerts published", ["detector", "severity", "status"], registry=r
+            "anomstream_alerts", "Alerts published", ["detector", "severity", "status", "kind"], registry=r
         )
         self.processing = Histogram(
             "anomstream_processing_seconds",

@@ -170,7 +170,7 @@ class Worker:
 
     def _publish(self, alert: Alert, msg: Any) -> None:
         self.sink.produce(self.topics.alerts, encode(alert), alert.entity_id.encode())
-        self.metrics.alerts.labels(alert.detector, alert.severity, alert.status).inc()
+        self.metrics.alerts.labels(alert.detector, alert.severity, alert.status, alert.kind).inc()
         self.counts.alerts += 1
         kind, created_ms = msg.timestamp()
         if kind != 0 and created_ms > 0:  # 0 = TIMESTAMP_NOT_AVAILABLE
