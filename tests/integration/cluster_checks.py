@@ -10,11 +10,11 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from anomstream.detect.scorer import Scorer
-from anomstream.detect.spec import DetectorSpecs
 from anomstream.detect.store import Registry
 from anomstream.ops.demo import Labelled
 from anomstream.wire.records import Source
 from integration.faults import Outputs
+from integration.harness import SPIKE_SPECS
 
 Rank = tuple[str, int]  # (entity, k-th event of that entity)
 
@@ -29,7 +29,7 @@ class Reference:
 
 def reference(events: list[Labelled]) -> Reference:
     """Score ``events`` in one process, in order, as an uninterrupted worker would."""
-    scorer = Scorer(DetectorSpecs(), Registry(10**6, 1e12))
+    scorer = Scorer(SPIKE_SPECS, Registry(10**6, 1e12))
     seen: dict[str, int] = defaultdict(int)
     alerted, injected = set(), set()
     for i, item in enumerate(events):

@@ -15,12 +15,11 @@ from pathlib import Path
 from confluent_kafka import Message
 
 from anomstream.detect.scorer import Scorer
-from anomstream.detect.spec import DetectorSpecs
 from anomstream.detect.store import Registry
 from anomstream.ops.demo import DemoConfig, Labelled, generate
 from anomstream.wire.codec import encode_event
 from anomstream.wire.records import Alert, ScoreRecord, Source
-from integration.harness import drain, start_process
+from integration.harness import SPIKE_SPECS, drain, start_process
 
 Position = tuple[int, int]
 
@@ -49,7 +48,7 @@ def produce_paced(bootstrap: str, topic: str, events: list[Labelled], rate: floa
 
 def reference_scores(events: list[Labelled], partition_of: dict[str, int]) -> dict[str, list[float]]:
     """Scores of an uninterrupted in-process run, per entity in stream order (= partition order)."""
-    scorer = Scorer(DetectorSpecs(), Registry(10**6, 1e12))
+    scorer = Scorer(SPIKE_SPECS, Registry(10**6, 1e12))
     by_entity: dict[str, list[float]] = defaultdict(list)
     for i, item in enumerate(events):
         source = Source(topic="ref", partition=partition_of[item.event.entity_id], offset=i)
