@@ -54,8 +54,9 @@ class KMeansDistance(VectorDetector):
         band: float = 3.0,
         scope: str = "key",
         seed: int = 42,
+        fading: float = 0.0,
     ) -> None:
-        super().__init__(band=band, scope=scope, seed=seed)
+        super().__init__(band=band, scope=scope, seed=seed, fading=fading)
         self.n_clusters = n_clusters
         self.halflife = halflife
         self.spread_fading = spread_fading

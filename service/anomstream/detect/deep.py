@@ -121,8 +121,9 @@ class _Net(VectorDetector):
         band: float = 3.0,
         scope: str = "key",
         seed: int = 42,
+        fading: float = 0.0,
     ) -> None:
-        super().__init__(band=band, scope=scope, seed=seed)
+        super().__init__(band=band, scope=scope, seed=seed, fading=fading)
         self.hidden = hidden
         self.batch_size = batch_size
         self.learning_rate = learning_rate
@@ -158,7 +159,7 @@ class Autoencoder(_Net):
     """
 
     name = "autoencoder"
-    summary = "autoencoder reconstruction error (JAX + optax, extra [deep]): broken feature relations"
+    summary = "autoencoder reconstruction error (JAX + optax): broken relations between features"
 
     def _shapes(self, d: int) -> list[tuple[int, ...]]:
         return [(d, self.hidden), (self.hidden,), (self.hidden, d), (d,)]
@@ -193,7 +194,7 @@ class LSTM(_Net):
 
     name = "lstm"
     kind = "contextual"
-    summary = "LSTM one-step forecast error over a window (JAX + optax, extra [deep]): broken dynamics"
+    summary = "LSTM one-step forecast error over a window (JAX + optax): broken dynamics"
 
     def __init__(
         self,
@@ -205,8 +206,9 @@ class LSTM(_Net):
         band: float = 3.0,
         scope: str = "key",
         seed: int = 42,
+        fading: float = 0.0,
     ) -> None:
-        super().__init__(hidden, batch_size, learning_rate, band=band, scope=scope, seed=seed)
+        super().__init__(hidden, batch_size, learning_rate, band=band, scope=scope, seed=seed, fading=fading)
         self.window = window
 
     def _shapes(self, d: int) -> list[tuple[int, ...]]:

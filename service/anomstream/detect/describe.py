@@ -64,7 +64,8 @@ def markdown() -> str:
     for row in rows():
         extra = f" (extra `[{row.extra}]`)" if row.extra else ""
         params = ", ".join(f"`{k}={v!r}`" for k, v in row.params.items())
-        out.append(f"| `{row.name}` | {row.kind} | {row.summary}{extra} | {params} |")
+        summary = row.summary.replace("|", "\\|")  # a pipe would end the table cell
+        out.append(f"| `{row.name}` | {row.kind} | {summary}{extra} | {params} |")
     out.append(END)
     return "\n".join(out) + "\n"
 

@@ -173,8 +173,9 @@ class IsolationForest(VectorDetector):
         band: float = 3.0,
         scope: str = "key",
         seed: int = 42,
+        fading: float = 0.0,
     ) -> None:
-        super().__init__(band=band, scope=scope, seed=seed)
+        super().__init__(band=band, scope=scope, seed=seed, fading=fading)
         self.n_trees = n_trees
         self.window_size = window_size
         self.sample_size = sample_size

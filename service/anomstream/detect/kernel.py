@@ -58,8 +58,9 @@ class OneClassSVM(VectorDetector):
         band: float = 3.0,
         scope: str = "key",
         seed: int = 42,
+        fading: float = 0.0,
     ) -> None:
-        super().__init__(band=band, scope=scope, seed=seed)
+        super().__init__(band=band, scope=scope, seed=seed, fading=fading)
         self.nu = nu
         self.gamma = gamma
         self.n_components = n_components

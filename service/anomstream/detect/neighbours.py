@@ -59,8 +59,9 @@ class LocalOutlierFactor(VectorDetector):
         band: float = 3.0,
         scope: str = "key",
         seed: int = 42,
+        fading: float = 0.0,
     ) -> None:
-        super().__init__(band=band, scope=scope, seed=seed)
+        super().__init__(band=band, scope=scope, seed=seed, fading=fading)
         self.n_neighbors = n_neighbors
         self.window_size = window_size
 

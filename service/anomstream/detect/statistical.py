@@ -130,7 +130,7 @@ class ZScore(_FeatureStats):
     """
 
     name = "zscore"
-    summary = "running mean and variance per feature, max |z|: spikes on stationary metrics"
+    summary = "running mean and variance per feature, largest z-score: spikes on stationary metrics"
 
     def _new(self) -> Any:
         return stats.Var()

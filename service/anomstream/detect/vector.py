@@ -52,12 +52,20 @@ class Welford:
     mean: float = 0.0
     m2: float = 0.0
 
-    def update(self, value: float) -> None:
-        """Add one observation."""
+    def update(self, value: float, fading: float = 0.0) -> None:
+        """Add one observation; with ``fading`` > 0, an exponentially weighted mean and variance instead.
+
+        The weighted form keeps ``m2 / (n - 1)`` equal to the weighted variance, so ``std`` serves both.
+        """
         self.n += 1.0
         delta = value - self.mean
-        self.mean += delta / self.n
-        self.m2 += delta * (value - self.mean)
+        if fading <= 0.0 or self.n <= 1.0 / fading:  # the first 1/fading points: plain Welford
+            self.mean += delta / self.n
+            self.m2 += delta * (value - self.mean)
+            return
+        self.mean += fading * delta
+        var = (1.0 - fading) * (self.m2 / (self.n - 2.0) + fading * delta * delta)
+        self.m2 = var * (self.n - 1.0)
 
     @property
     def std(self) -> float:
@@ -97,8 +105,9 @@ class VectorDetector(Detector):
 
     summary = "multivariate model over per-key standardised features"
 
-    def __init__(self, band: float = 3.0, scope: str = "key", seed: int = 42) -> None:
+    def __init__(self, band: float = 3.0, scope: str = "key", seed: int = 42, fading: float = 0.0) -> None:
         self.band = band
+        self.fading = fading
         self.scope = scope
         self.seed = seed
         if scope not in SCOPES:
@@ -165,7 +174,7 @@ class VectorDetector(Detector):
         for name, value in x.items():
             if not math.isfinite(value):
                 continue
-            st.moments.setdefault(name, Welford()).update(value)
+            st.moments.setdefault(name, Welford()).update(value, self.fading)
             if name not in model.names:
                 model.names.append(name)
         self._model_learn(model, self._vector(x, model))
