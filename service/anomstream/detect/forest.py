@@ -173,7 +173,7 @@ class IsolationForest(VectorDetector):
         band: float = 3.0,
         scope: str = "key",
         seed: int = 42,
-        fading: float = 0.0,
+        fading: float = 0.05,
     ) -> None:
         super().__init__(band=band, scope=scope, seed=seed, fading=fading)
         self.n_trees = n_trees

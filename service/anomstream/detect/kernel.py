@@ -46,19 +46,20 @@ class OneClassSVM(VectorDetector):
     """
 
     name = "ocsvm"
+    raw_fading = 0.02
     summary = "one-class SVM (RBF via random Fourier features, River OneClassSVM): outside the support"
 
     def __init__(
         self,
-        nu: float = 0.1,
-        gamma: float = 0.5,
+        nu: float = 0.05,
+        gamma: float = 0.2,
         n_components: int = 64,
         learning_rate: float = 0.1,
         *,
         band: float = 3.0,
         scope: str = "key",
         seed: int = 42,
-        fading: float = 0.0,
+        fading: float = 0.02,
     ) -> None:
         super().__init__(band=band, scope=scope, seed=seed, fading=fading)
         self.nu = nu

@@ -8,6 +8,7 @@ and local reachability densities when it learns, so a point costs ``O(window_siz
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 
@@ -35,7 +36,8 @@ class LocalOutlierFactor(VectorDetector):
     """Local Outlier Factor over a sliding window of the key's standardised points.
 
     How much sparser ``x``'s neighbourhood is than its ``n_neighbors`` nearest neighbours' own
-    neighbourhoods (≈ 1 inside a cluster, ≫ 1 far out).
+    neighbourhoods (≈ 1 inside a cluster, ≫ 1 far out). The raw score is ``max(0, log LOF)``: LOF is a
+    ratio with a long right tail even among ordinary points, and its log keeps the tail in proportion.
 
     Examples
     --------
@@ -102,4 +104,4 @@ class LocalOutlierFactor(VectorDetector):
         nn = np.argpartition(d, k - 1)[:k]
         reach = np.maximum(model.kdist[nn], d[nn])
         lrd_q = 1.0 / max(float(reach.mean()), 1e-9)
-        return float(model.lrd[nn].mean() / lrd_q)
+        return max(0.0, math.log(float(model.lrd[nn].mean() / lrd_q)))

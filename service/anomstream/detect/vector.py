@@ -101,9 +101,16 @@ class VectorDetector(Detector):
     Subclasses define ``_new_model()``, ``_model_raw(model, v)`` (raw outlier score, larger is more
     unusual, ``None`` while the model cannot score) and ``_model_learn(model, v)``; ``v`` is a numpy
     vector in ``model.names`` order (a model's ``names`` list grows as new features appear).
+
+    ``fading`` = 0 standardises features by their whole history (Welford); ``fading`` > 0 by
+    exponentially weighted moments (after ``1/fading`` points), which follow a drifting level: windowed
+    models then see deviations from the recent level rather than the slow cycle of the metric.
     """
 
     summary = "multivariate model over per-key standardised features"
+    #: Forgetting of the raw-score moments (0: whole history); models whose raw scale drifts while they
+    #: train (the SGD-trained SVM) forget their first, untrained scores.
+    raw_fading: float = 0.0
 
     def __init__(self, band: float = 3.0, scope: str = "key", seed: int = 42, fading: float = 0.0) -> None:
         self.band = band
@@ -169,7 +176,7 @@ class VectorDetector(Detector):
         raw = cached[1] if cached is not None and cached[0] is x else self._raw(x)
         self.__dict__.pop("_last", None)
         if raw is not None:
-            st.raw.update(raw)
+            st.raw.update(raw, self.raw_fading)
         model = self._model()
         for name, value in x.items():
             if not math.isfinite(value):
