@@ -76,7 +76,8 @@ class KMeansDistance(VectorDetector):
         if model.n < 2 * self.n_clusters or len(v) == 0:
             return None
         c, d = self._nearest(model, v)
-        return d / max(model.spread.get(c, 1.0), 1e-3)
+        # a spread under 0.1 standard units is a cluster that absorbed one or two points, not a scale
+        return d / max(model.spread.get(c, 1.0), 0.1)
 
     def _model_learn(self, model: KMeansState, v: np.ndarray) -> None:
         if len(v) == 0:

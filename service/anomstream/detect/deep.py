@@ -142,7 +142,7 @@ class _Net(VectorDetector):
 
 
 class Autoencoder(_Net):
-    """Dense autoencoder ``d → hidden → d`` on standardised features; raw score = reconstruction MSE.
+    """Dense autoencoder ``d → hidden → d`` on standardised features; raw score = reconstruction RMSE.
 
     Trained online: every ``batch_size`` learned points make one Adam step (JAX + optax).
 
@@ -175,11 +175,14 @@ class Autoencoder(_Net):
     def _model_raw(self, model: NetState, v: np.ndarray) -> float | None:
         if model.steps < 1 or model.params[0].shape[0] != len(v):
             return None
-        return float(np.mean((ae_forward(model.params, v) - v) ** 2))
+        return float(np.sqrt(np.mean((ae_forward(model.params, v) - v) ** 2)))
 
 
 class LSTM(_Net):
-    """LSTM forecaster: the last ``window`` standardised points predict the next; raw score = its MSE.
+    """LSTM forecaster: the last ``window`` standardised points predict the next; raw score = its RMSE.
+
+    (Root of the mean squared error, in standard units: the squared error of Gaussian noise has a
+    chi-square tail that a 4.6σ threshold on it would cross every few hundred points.)
 
     Examples
     --------
@@ -228,4 +231,4 @@ class LSTM(_Net):
     def _model_raw(self, model: NetState, v: np.ndarray) -> float | None:
         if model.steps < 1 or len(model.recent) < self.window or model.params[0].shape[0] != len(v):
             return None
-        return float(np.mean((lstm_forward(model.params, np.stack(model.recent)) - v) ** 2))
+        return float(np.sqrt(np.mean((lstm_forward(model.params, np.stack(model.recent)) - v) ** 2)))

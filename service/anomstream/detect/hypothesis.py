@@ -147,6 +147,8 @@ class ESD(Detector):
 
 
 METHODS = ("page_hinkley", "adwin")
+#: Points a feature's moments need before its standardised values feed the drift detector.
+_SETTLE = 30
 
 
 @dataclasses.dataclass(slots=True)
@@ -164,8 +166,8 @@ class ChangePoint(Detector):
 
     The deviation is the test statistic the point would produce: Page-Hinkley's cumulative deviation
     (in σ·points; it alarms above ``threshold``), or ADWIN's jump of the window mean (in σ) when it cuts
-    its window. Scores are ``z_to_score(5 · statistic / threshold)`` (Page-Hinkley) and
-    ``z_to_score(5 · jump / min_shift)`` (ADWIN), so a detection scores above the default floor.
+    its window. Scores are ``z_to_score(5 · statistic / threshold)`` (Page-Hinkley) and, when ADWIN
+    cuts, ``z_to_score(5 · max(1, jump / min_shift))``: a detection scores above the default floor.
 
     Examples
     --------
@@ -222,13 +224,13 @@ class ChangePoint(Detector):
             if not math.isfinite(value):
                 continue
             st = self._states().setdefault(name, self._new())
-            if st.moments.n >= 2:
+            if st.moments.n >= _SETTLE:  # a scale from a handful of points would inject huge steps
                 st.detector.update(self._u(st, value))
             st.moments.update(value)
 
     def _stat(self, name: str, value: float) -> float:
         st = self._states().get(name)
-        if st is None or st.moments.n < 2:
+        if st is None or st.moments.n < _SETTLE:
             return 0.0
         u = self._u(st, value)
         if self.method == "adwin":
@@ -244,8 +246,10 @@ class ChangePoint(Detector):
 
     def score_one(self, x: Features, t: float | None = None) -> float:
         """Largest statistic over its alarm level, times 5, squashed (detection ⇒ above 0.7)."""
-        unit = self.min_shift if self.method == "adwin" else self.threshold
-        return z_to_score(5.0 * max(self.deviations(x, t).values(), default=0.0) / unit)
+        stat = max(self.deviations(x, t).values(), default=0.0)
+        if self.method == "adwin":  # ADWIN's cut is the detection; the jump only grades it
+            return z_to_score(5.0 * max(1.0, stat / self.min_shift)) if stat > 0 else 0.0
+        return z_to_score(5.0 * stat / self.threshold)
 
     def explain_one(self, x: Features, t: float | None = None) -> Explanation:
         """Shares of the per-feature statistic; bands: running mean ± ``band`` σ."""

@@ -37,7 +37,7 @@ from anomstream.wire.records import Expected
 Z_CLIP = 1e3
 SCOPES = ("key", "stream")
 #: Raw scores a key needs before its raw-score spread means anything (scores are 0 before).
-MIN_RAW = 30
+MIN_RAW = 50
 #: Per-call memo and derived tables: rebuilt on demand, never pickled.
 _CACHES = frozenset({"_last", "_table"})
 #: Models shared by the keys of a stream (``scope = "stream"``), by detector repr, per process.
