@@ -39,7 +39,7 @@ SCOPES = ("key", "stream")
 #: Raw scores a key needs before its raw-score spread means anything (scores are 0 before).
 MIN_RAW = 50
 #: Per-call memo and derived tables: rebuilt on demand, never pickled.
-_CACHES = frozenset({"_last", "_table"})
+_CACHES = frozenset({"_last", "_table", "_shared_key"})
 #: Models shared by the keys of a stream (``scope = "stream"``), by detector repr, per process.
 SHARED: dict[str, Any] = {}
 
@@ -144,7 +144,9 @@ class VectorDetector(Detector):
 
     def _model(self) -> Any:
         if self.scope == "stream":
-            key = repr(self)
+            key = self.__dict__.get("_shared_key")
+            if key is None:  # River's repr of the parameters, built once per instance
+                key = self.__dict__["_shared_key"] = repr(self)
             if key not in SHARED:
                 SHARED[key] = self._new_model()
             return SHARED[key]
