@@ -17,7 +17,7 @@ from anomstream.cli.parser import (
     replay_options,
     run_options,
 )
-from anomstream.detect import catalog
+from anomstream.detect import catalog, describe
 from anomstream.errors import AnomstreamError, ConfigError
 from anomstream.offline import evaluate, replay
 from anomstream.ops import logs
@@ -30,6 +30,9 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "export-schemas":
         for path in schemas.export(args.out):
             print(f"wrote {path}")
+        return 0
+    if args.command == "detectors":  # needs no settings: it describes the code
+        sys.stdout.write(describe.markdown() if args.markdown else describe.text())
         return 0
     overrides = {"metrics.port": args.metrics_port} if getattr(args, "metrics_port", None) is not None else {}
     settings, specs = config.load(overrides)

@@ -37,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("show-config", help="print the effective configuration, secrets masked")
     _add_replay(sub)
     _add_evaluate(sub)
+    det = sub.add_parser("detectors", help="list the detector catalog: summary, kind and parameters")
+    det.add_argument("--markdown", action="store_true", help="print the README / docs table instead")
     exp = sub.add_parser("export-schemas", help="write JSON Schemas of the wire contract")
     exp.add_argument("--out", type=Path, default=Path("schemas"))
     return parser

@@ -16,6 +16,9 @@ from anomstream.wire.records import Expected, Kind
 
 Features = Mapping[str, float]
 
+#: Deviations are finite: a saturated score (1.0, an infinite z) reports this instead.
+_MAX_DEVIATION = 1e300
+
 # z = 3 maps to 0.5; the squash never saturates, so quantile thresholds keep their resolution.
 _Z_SCALE_SQ = 9.0
 
@@ -87,7 +90,7 @@ class Detector(Base, abc.ABC):
         probability against the key's own history, so thresholds mean the same for every detector.
         The default is the score's deviation in standard units; detectors with several views override it.
         """
-        return {"score": score_to_z(self.score_one(x, t))}
+        return {"score": min(score_to_z(self.score_one(x, t)), _MAX_DEVIATION)}
 
     def log10p_one(self, x: Features, t: float | None = None) -> tuple[float, str]:
         """(log10 tail probability, winning view) of ``x`` for self-calibrated detectors, before learning."""

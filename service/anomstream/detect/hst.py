@@ -1,4 +1,4 @@
-"""Half-space trees (River ``HalfSpaceTrees``) behind an online min-max scaler: multivariate detection.
+"""Half-space trees (River ``HalfSpaceTrees``) on standardised, squashed features: multivariate detection.
 
 Explanations come from per-feature running statistics (expected band) and a leave-one-feature-out
 perturbation of the tree score (contributions), computed only when an alert is raised.
@@ -9,14 +9,16 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from river import anomaly, preprocessing, stats
+import numpy as np
+from river import anomaly, stats
 
 from anomstream.detect.detector import Detector, Explanation, Features, shares, z_to_score
+from anomstream.detect.vector import Welford, standardise
 from anomstream.wire.records import Expected
 
 
 class HST(Detector):
-    """Multivariate half-space trees on min-max scaled features, with a standardised score.
+    """Multivariate half-space trees on standardised, logistic-squashed features, with a standardised score.
 
     River's raw tree score crowds into a narrow high band (ordinary points score 0.7–0.97), so it is
     standardised against the running mean and spread of the raw scores of learned points and squashed
@@ -40,10 +42,19 @@ class HST(Detector):
     """
 
     name = "hst"
+    summary = "half-space trees (River) on standardised, squashed features: unusual combinations"
 
     def __init__(
-        self, n_trees: int = 10, height: int = 6, window_size: int = 25, band: float = 3.0, seed: int = 42
+        self,
+        n_trees: int = 10,
+        height: int = 6,
+        window_size: int = 25,
+        *,
+        band: float = 3.0,
+        seed: int = 42,
+        squash: float = 2.0,
     ) -> None:
+        self.squash = squash
         self.n_trees = n_trees
         self.height = height
         self.window_size = window_size
@@ -57,7 +68,7 @@ class HST(Detector):
             trees = anomaly.HalfSpaceTrees(
                 n_trees=self.n_trees, height=self.height, window_size=self.window_size, seed=self.seed
             )
-            state: tuple[Any, Any, dict[str, Any]] = (preprocessing.MinMaxScaler(), trees, {})
+            state: tuple[Any, Any, dict[str, Any]] = (None, trees, {})
             self.__dict__["_st"] = state
             self.__dict__["_raw"] = stats.Var()  # raw tree scores of learned points
             self.__dict__["_n"] = 0
@@ -68,27 +79,28 @@ class HST(Detector):
         return {k: v for k, v in self.__dict__.items() if k != "_last"}
 
     def _raw_score(self, x: Features) -> float:
-        scaler, trees, _ = self._state()
-        raw = float(trees.score_one(self._scaled(scaler, x)))
+        _, trees, moments = self._state()
+        raw = float(trees.score_one(self._scaled(moments, x)))
         return raw if math.isfinite(raw) else 1.0
 
-    def _scaled(self, scaler: Any, x: Features) -> dict[str, float]:
-        # Values beyond the learned range are clipped to the unit cube's faces: still "extreme".
-        return {k: min(1.0, max(0.0, v)) for k, v in scaler.transform_one(dict(x)).items()}
+    def _scaled(self, moments: dict[str, Welford], x: Features) -> dict[str, float]:
+        names = [k for k in x if k in moments]
+        z = standardise(moments, x, names, 1e-3) / self.squash
+        return dict(zip(names, (1.0 / (1.0 + np.exp(-np.clip(z, -50.0, 50.0)))).tolist(), strict=True))
 
     def learn_one(self, x: Features, t: float | None = None) -> None:
         """Learn the point in the scaler, the trees, the raw-score statistics and per-feature moments."""
-        scaler, trees, moments = self._state()
+        _, trees, moments = self._state()
         # The scorer calls score_one(x) right before learn_one(x): reuse that raw score, don't recompute.
         cached = self.__dict__.pop("_last", None)
         raw = cached[1] if cached is not None and cached[0] is x else self._raw_score(x)
         if self.__dict__["_n"] >= self.window_size:  # the trees score nothing until one window is full
             self.__dict__["_raw"].update(raw)
         self.__dict__["_n"] += 1
-        scaler.learn_one(dict(x))
-        trees.learn_one(self._scaled(scaler, x))
         for name, value in x.items():
-            moments.setdefault(name, stats.Var()).update(value)
+            if math.isfinite(value):
+                moments.setdefault(name, Welford()).update(value)
+        trees.learn_one(self._scaled(moments, x))
 
     def score_one(self, x: Features, t: float | None = None) -> float:
         """How far the raw tree score exceeds its usual level, in standard units, squashed to [0, 1]."""
@@ -113,7 +125,7 @@ class HST(Detector):
             if var is None:
                 drops[name] = 0.0
                 continue
-            mean, std = var.mean.get(), math.sqrt(max(var.get(), 0.0))
+            mean, std = var.mean, var.std
             expected[name] = Expected(mean=mean, low=mean - self.band * std, high=mean + self.band * std)
             drops[name] = max(0.0, base - self._standardised(self._raw_score({**x, name: mean})))
         if not any(drops.values()):  # the trees cannot tell: fall back to standardised distance

@@ -77,8 +77,9 @@ class MultiView(Detector):
         return score_of_log10p(self.log10p_one(x, t)[0])
 
     def deviations(self, x: Features, t: float | None = None) -> dict[str, float]:
-        """Per feature, the standard-normal deviation its tail probability stands for."""
-        return {name: _z_of_log10p(pk.log10p) for name, pk in self._peeks(x, t).items()}
+        """Per feature, the standard-normal deviation its tail probability stands for (0: unseen)."""
+        peeks = self._peeks(x, t)
+        return {name: _z_of_log10p(peeks[name].log10p) if name in peeks else 0.0 for name in x}
 
     def learn_one(self, x: Features, t: float | None = None) -> None:
         """Commit ``x``: every feature's views and calibrators learn it (new features start lazily)."""

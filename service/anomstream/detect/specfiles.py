@@ -6,7 +6,7 @@ import dataclasses
 import importlib.resources
 from pathlib import Path
 
-from anomstream.detect.catalog import CATALOG, validate
+from anomstream.detect.catalog import CATALOG, available, validate
 from anomstream.detect.spec import DetectorSpecs, StreamSpec, load_specs
 from anomstream.errors import ConfigError
 
@@ -71,7 +71,8 @@ def chosen_specs(choice: SpecChoice, specs: DetectorSpecs) -> list[tuple[str, De
     base = load_spec(choice.spec) if choice.spec else specs
     base_name = Path(choice.spec).stem if choice.spec else "configured"
     if choice.all_detectors:
-        chosen = [(name, with_detector(base, stream, name)) for name in CATALOG]
+        # a detector whose optional extra is not installed is left out, not an error
+        chosen = [(name, with_detector(base, stream, name)) for name in CATALOG if available(name)]
         return [(base_name, base), *chosen] if choice.spec else chosen
     if choice.detector:
         return [(choice.detector, with_detector(base, stream, choice.detector))]

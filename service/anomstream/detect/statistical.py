@@ -130,6 +130,7 @@ class ZScore(_FeatureStats):
     """
 
     name = "zscore"
+    summary = "running mean and variance per feature, largest z-score: spikes on stationary metrics"
 
     def _new(self) -> Any:
         return stats.Var()
@@ -155,6 +156,7 @@ class Robust(_FeatureStats):
     """
 
     name = "robust"
+    summary = "median and IQR per feature: spikes on heavy-tailed, outlier-polluted metrics"
 
     def _new(self) -> RobustState:
         return RobustState(stats.Quantile(0.5), stats.IQR(0.25, 0.75))
@@ -196,6 +198,7 @@ class EWMA(_FeatureStats):
     """
 
     name = "ewma"
+    summary = "exponentially weighted control chart (+ seasonal profile): drifting, seasonal metrics"
 
     def __init__(
         self,
