@@ -79,7 +79,7 @@ def _trainer(kind: str, lr: float) -> tuple[Any, Any]:
 
     # CPU wheels only: skip JAX's probing of TPU/GPU backends (and its log line about them); backends
     # start lazily, so this holds as long as nothing computed with JAX before.
-    jax.config.update("jax_platforms", "cpu")
+    jax.config.update("jax_platforms", "cpu")  # type: ignore[no-untyped-call]  # JAX: unannotated
 
     opt = optax.adam(lr)
 
