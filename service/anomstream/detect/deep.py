@@ -77,6 +77,10 @@ def _trainer(kind: str, lr: float) -> tuple[Any, Any]:
     import jax.numpy as jnp
     import optax
 
+    # CPU wheels only: skip JAX's probing of TPU/GPU backends (and its log line about them); backends
+    # start lazily, so this holds as long as nothing computed with JAX before.
+    jax.config.update("jax_platforms", "cpu")  # type: ignore[no-untyped-call]  # JAX: unannotated
+
     opt = optax.adam(lr)
 
     def loss(p: list[Any], xs: Any, ys: Any) -> Any:
@@ -94,9 +98,9 @@ def _trainer(kind: str, lr: float) -> tuple[Any, Any]:
 
 def train(model: NetState, kind: str, lr: float, xs: np.ndarray, ys: np.ndarray) -> None:
     """One optax Adam step on a batch; parameters and optimiser state go back to numpy arrays."""
+    opt, step = _trainer(kind, lr)  # first: it pins JAX to the CPU before any JAX computation
     import jax
 
-    opt, step = _trainer(kind, lr)
     params = [jax.numpy.asarray(a) for a in model.params]
     template = opt.init(params)
     treedef = jax.tree_util.tree_structure(template)
