@@ -34,7 +34,7 @@ def rows() -> list[Row]:
     Examples
     --------
     >>> [r.name for r in rows()][:4]
-    ['zscore', 'robust', 'ewma', 'hst']
+    ['multiview', 'zscore', 'robust', 'ewma']
     """
     return [
         Row(name, cls.kind, cls.summary, parameters(cls), EXTRAS.get(name), available(name))
