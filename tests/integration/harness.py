@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from prometheus_client import CollectorRegistry
 from pydantic import BaseModel, SecretStr
@@ -218,9 +218,35 @@ def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
     parts = admin.list_topics(topic, timeout=10).topics[topic].partitions
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": unique("wm")})
     try:
-        return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in parts}
+        return {p: _high_watermark(consumer, TopicPartition(topic, p)) for p in parts}
     finally:
         consumer.close()
+
+
+# What a partition answers while its leadership moves (a killed leader, a rolling restart).
+_ELECTION = frozenset(
+    {
+        KafkaError.OFFSET_NOT_AVAILABLE,
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+        KafkaError.REQUEST_TIMED_OUT,
+        KafkaError._TIMED_OUT,
+        KafkaError._TRANSPORT,
+    }
+)
+
+
+def _high_watermark(consumer: Consumer, tp: TopicPartition, patience_s: float = 60.0) -> int:
+    """The partition's high watermark, waiting out a leader election (a new leader's watermark lags)."""
+    deadline = time.monotonic() + patience_s
+    while True:
+        try:
+            return int(consumer.get_watermark_offsets(tp, timeout=10)[1])
+        except KafkaException as exc:
+            err = exc.args[0]
+            if not (err.retriable() or err.code() in _ELECTION) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
 
 
 def committed(bootstrap: str, group: str, topic: str, partitions: Iterable[int]) -> dict[int, int]:
