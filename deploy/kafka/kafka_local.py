@@ -209,8 +209,14 @@ def format_storage(cfg: BrokerConfig, libs: Path) -> None:
 
 
 def new_cluster_id() -> str:
-    """A KRaft cluster id: 16 random bytes, base64url without padding."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """A KRaft cluster id: 16 random bytes, base64url without padding, never starting with ``-``.
+
+    StorageTool's argument parser reads an id like ``-R8Uds...`` as an option and fails (1 time in 64).
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def running_pid(cfg: BrokerConfig) -> int | None:

@@ -5,9 +5,11 @@ Everything here talks to the real session broker; nothing is mocked.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -48,7 +50,9 @@ threshold = { kind = "quantile", quantile = 0.999, floor = 0.7 }
 lifecycle = { cooldown_s = 300, resolve_after = 3, protect = true, adapt_after = 30, realert = "cooldown" }
 """
 SPIKE_SPECS = DetectorSpecs.model_validate(tomllib.loads(SPIKE_SPEC_TOML))
-_SPIKE_SPEC_FILE = Path(tempfile.mkdtemp(prefix="anomstream-spec-")) / "spike.toml"
+_SPIKE_SPEC_DIR = tempfile.mkdtemp(prefix="anomstream-spec-")
+atexit.register(shutil.rmtree, _SPIKE_SPEC_DIR, True)  # worker subprocesses read it until the session ends
+_SPIKE_SPEC_FILE = Path(_SPIKE_SPEC_DIR) / "spike.toml"
 _SPIKE_SPEC_FILE.write_text(SPIKE_SPEC_TOML)
 
 

@@ -90,3 +90,10 @@ def test_jar_cache_is_keyed_by_version(tmp_path: Path, monkeypatch: pytest.Monke
     stamp.write_text("9.9.9\n")
     monkeypatch.setenv("PATH", "")  # mvn unreachable: the cache must be enough
     assert kafka_local.ensure_jars("9.9.9") == stamp.parent / "libs"
+
+
+def test_cluster_ids_never_start_with_a_dash() -> None:
+    """StorageTool would parse an id starting with '-' as an option: 2,000 fresh ids never do."""
+    ids = [kafka_local.new_cluster_id() for _ in range(2000)]
+    assert not [i for i in ids if i.startswith("-")]
+    assert all(len(i) == 22 for i in ids)
