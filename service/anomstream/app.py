@@ -1,4 +1,4 @@
-"""The composition root: the one place that wires parts together (worker, replayer, the run command).
+"""The composition root: the one place that wires parts together (the worker and the run command).
 
 The CLI, the integration tests and the load test build every worker through ``build_worker``.
 """
@@ -19,7 +19,6 @@ from anomstream import __version__, config
 from anomstream.detect.scorer import Scorer
 from anomstream.detect.spec import DetectorSpecs
 from anomstream.detect.store import Registry
-from anomstream.offline.replay import Replayer
 from anomstream.ops import demo, logs, printer
 from anomstream.ops.endpoint import Endpoint
 from anomstream.ops.metrics import Metrics
@@ -104,11 +103,6 @@ def build_worker(settings: config.Settings, specs: DetectorSpecs, metrics: Metri
         log=log,
         store=store,
     )
-
-
-def build_replayer(specs: DetectorSpecs, *, bands: bool = False) -> Replayer:
-    """A replayer over ``specs``: the worker's scorer with one unbounded key store."""
-    return Replayer(specs, bands=bands)
 
 
 def create_topics(settings: config.Settings) -> list[str]:
