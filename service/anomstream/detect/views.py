@@ -24,7 +24,7 @@ class Config:
 
     alpha: float = 1.0 / 128  # per-point EW factor of every view's mean/variance (span ≈ 255 points)
     short_alpha: float = 1.0 / 8  # short variance of the first difference (span ≈ 15 points)
-    ma_window: int = 5  # Numenta likelihood: moving average of the raw deviation
+    ma_window: int = 3  # Numenta likelihood: moving average of the raw deviation
     lik_alpha: float = 1.0 / 8640  # Numenta likelihood: long-run EW Gaussian (8640 = NAB's window)
     lik_min: int = 20  # samples before a likelihood reports anything but p = 1
     lik_sd_floor: float = 0.05  # floor of the long-run sd of the moving average (raw units)
@@ -32,7 +32,7 @@ class Config:
     view_warmup: int = 10  # residual statistics' samples before a view feeds its likelihood
     z_cap: float = 20.0  # raw deviations are capped (bounded influence on the long-run Gaussian)
     log_raw: bool = True  # feed log1p(raw) to the calibrator (tames heavy tails)
-    range_widen: float = 0.05  # range rule widening, fraction of the range seen so far
+    range_widen: float = 0.02  # range rule widening, fraction of the range seen so far
     profile_alpha: float = 0.1  # per-slot profile EW factor per visit (≈ 10 periods of memory)
     # candidate seasonal periods (seconds); slot arrays span the largest
     periods: tuple[float, ...] = (DAY, WEEK)
@@ -46,6 +46,13 @@ class Config:
     # range only after a day (measured: no change on NAB, where the probation period covers it).
     range_after_s: float = DAY
     bonferroni: bool = True  # the min over views times their number, so the result is a probability
+    # Jump rule: a single-point jump of at least ``jump_min`` sds, ``jump_widen`` beyond every recent jump,
+    # on a key where such jumps are rare (< ``jump_rate`` of the last ``jump_window`` rows), is anomalous
+    # whatever the smoothed views say (they dilute one point over ``ma_window``).
+    jump_min: float = 4.0
+    jump_widen: float = 0.5
+    jump_window: float = 500.0  # rows: the envelope's half-life and the rate's window
+    jump_rate: float = 0.01
 
 
 class Peek(NamedTuple):
@@ -61,13 +68,20 @@ class Peek(NamedTuple):
     in_range: bool
     log10p: float  # combined: min over active views / range rule
     winner: str
+    z_diff: float  # single-point |z| of the first difference (NaN before the second row)
+    jumped: bool  # the jump rule fired
 
 
 class SeriesViews:
     """All views + their calibrators for one feature of one key.
 
-    State: ~40 floats + 5 likelihoods (10 floats each) + 2 slot arrays (``day/step`` floats each).
+    State: ~45 floats + 5 likelihoods (10 floats each) + 3 slot arrays (``week/step`` floats each).
     """
+
+    # Jump-rule state; class defaults let snapshots taken before the rule restore unchanged.
+    jrate = 0.0  # EW share of rows whose jump was at least ``jump_min`` sds
+    dmax = 0.0  # decaying envelope of single-point jump |z| (flagged jumps and their returns left out)
+    prev_jump = False
 
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
@@ -120,7 +134,7 @@ class SeriesViews:
         cfg = self.cfg
         nan = math.nan
         if self.n == 0:
-            return Peek((nan,) * 5, (0.0,) * 5, nan, nan, nan, -1, 0.0, True, 0.0, "")
+            return Peek((nan,) * 5, (0.0,) * 5, nan, nan, nan, -1, 0.0, True, 0.0, "", nan, False)
         fl = self._floor()
         m, v = self.lev
         z_level = abs(x - m) / max(math.sqrt(v), fl)
@@ -141,7 +155,31 @@ class SeriesViews:
             in_range = self.lo - w <= x <= self.hi + w
             if cfg.range_rule and self.n >= cfg.warmup and not in_range and self._range_known(t):
                 best, winner = -SCORE_DECADES, "range"
-        return Peek(raws, lps, d, lag_r, prof_r, slot, sv, in_range, best, winner)
+        jumped = self._jumped(x, z_diff, slot, math.sqrt(vd), fl)
+        if jumped and best > -SCORE_DECADES:
+            best, winner = -SCORE_DECADES, "jump"
+        return Peek(raws, lps, d, lag_r, prof_r, slot, sv, in_range, best, winner, z_diff, jumped)
+
+    def _jumped(self, x: float, z_diff: float, slot: int, sd_diff: float, fl: float) -> bool:
+        """The jump rule (see ``Config``); on a seasonal key the jump must also be one against the season."""
+        cfg = self.cfg
+        if self.n < cfg.warmup or not z_diff >= cfg.jump_min or self.jrate >= cfg.jump_rate:
+            return False
+        if z_diff <= self.dmax * (1.0 + cfg.jump_widen):
+            return False
+        if self.active_period > 0.0:
+            # A square wave jumps daily: count it only if it is a jump against the slot one period ago.
+            ref = self._period_ago(slot)
+            return not math.isnan(ref) and abs(x - ref) >= cfg.jump_min * max(sd_diff, fl)
+        return True
+
+    def _period_ago(self, slot: int) -> float:
+        """The value at ``slot`` one detected period ago (NaN if unknown; slots span the largest period)."""
+        if slot < 0:
+            return math.nan
+        back = round(self.active_period / self.slot_width)
+        size = len(self.lag_vals)
+        return self.lag_vals[(slot - back) % size] if back < size else self.lag_vals[slot]
 
     def _range_known(self, t: float) -> bool:
         """Has the key shown its range? A possibly daily metric (step ≤ 1 h) needs a day of history."""
@@ -206,6 +244,7 @@ class SeriesViews:
                 if not math.isnan(r):
                     self.lik[i].commit(r)
             _ew(self.dif, pk.d, max(a, 1.0 / self.n))
+            self._learn_jump(pk)
             self.short_var = pk.short_var
             if not math.isnan(pk.lag_r):
                 _ew3(self.lagst, pk.lag_r, a)
@@ -232,6 +271,16 @@ class SeriesViews:
             self.prof_n[slot] = k
             pa = max(cfg.profile_alpha, 1.0 / k)
             self.prof_vals[slot] += pa * (x - self.prof_vals[slot])
+
+    def _learn_jump(self, pk: Peek) -> None:
+        """Update the jump rate and envelope; a flagged jump and the return after it stay out of the envelope."""
+        cfg = self.cfg
+        if not math.isnan(pk.z_diff):
+            big = 1.0 if pk.z_diff >= cfg.jump_min else 0.0
+            self.jrate += (big - self.jrate) / cfg.jump_window
+            if not (pk.jumped or self.prev_jump) and self.n >= cfg.view_warmup:
+                self.dmax = max(self.dmax * 0.5 ** (1.0 / cfg.jump_window), pk.z_diff)
+        self.prev_jump = pk.jumped
 
     def _alloc_slots(self) -> None:
         """(Re)allocate the daily slot arrays when the sampling step becomes known or smaller."""
