@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import itertools
 
+import pytest
 from confluent_kafka import Message
 
+from anomstream.detect.spec import DetectorSpecs
 from anomstream.ops.demo import DemoConfig, generate
 from anomstream.wire.codec import encode_event
 from anomstream.wire.records import Alert, ScoreRecord
-from integration.harness import drain, produce, settings_for, worker_thread
+from integration.harness import SPIKE_SPECS, drain, produce, settings_for, worker_thread
 
 EVENTS_PER_ENTITY = 1500
 ENTITIES = 8
@@ -19,8 +21,11 @@ def _alerts(messages: list[Message]) -> list[Alert]:
     return [Alert.model_validate_json(bytes(m.value() or b"")) for m in messages]
 
 
-def test_every_injected_spike_is_alerted_with_its_feature(kafka_bootstrap: str) -> None:
-    """Each injected point spike yields an `open` alert naming the perturbed feature; <1% false alerts."""
+@pytest.mark.parametrize(
+    "specs", [pytest.param(DetectorSpecs(), id="default"), pytest.param(SPIKE_SPECS, id="ewma-quantile")]
+)
+def test_every_injected_spike_is_alerted_with_its_feature(kafka_bootstrap: str, specs: DetectorSpecs) -> None:
+    """Each injected point spike yields an `open` alert on its row naming the perturbed feature; <1% false opens."""
     settings = settings_for(kafka_bootstrap, partitions=3)
     stream = list(
         itertools.islice(generate(DemoConfig(entities=ENTITIES, seed=11)), ENTITIES * EVENTS_PER_ENTITY)
@@ -33,7 +38,7 @@ def test_every_injected_spike_is_alerted_with_its_feature(kafka_bootstrap: str) 
         ((x.event.entity_id.encode(), encode_event(x.event)) for x in stream),
     )
 
-    with worker_thread(settings) as w:
+    with worker_thread(settings, specs) as w:
         scores = drain(kafka_bootstrap, settings.topics.scores, lambda got: len(got) >= len(stream), 120)
         assert not w.error, w.error
     assert len(scores) == len(stream)
