@@ -25,7 +25,7 @@ def _alerts(messages: list[Message]) -> list[Alert]:
     "specs", [pytest.param(DetectorSpecs(), id="default"), pytest.param(SPIKE_SPECS, id="ewma-quantile")]
 )
 def test_every_injected_spike_is_alerted_with_its_feature(kafka_bootstrap: str, specs: DetectorSpecs) -> None:
-    """Each injected point spike yields an `open` alert on its row naming the perturbed feature; <1% false opens."""
+    """Each injected spike opens an alert on its own row naming the spiked feature; <1% false opens."""
     settings = settings_for(kafka_bootstrap, partitions=3)
     stream = list(
         itertools.islice(generate(DemoConfig(entities=ENTITIES, seed=11)), ENTITIES * EVENTS_PER_ENTITY)

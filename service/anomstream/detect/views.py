@@ -273,7 +273,7 @@ class SeriesViews:
             self.prof_vals[slot] += pa * (x - self.prof_vals[slot])
 
     def _learn_jump(self, pk: Peek) -> None:
-        """Update the jump rate and envelope; a flagged jump and the return after it stay out of the envelope."""
+        """Update the jump rate and envelope (a flagged jump and the return after it stay out of it)."""
         cfg = self.cfg
         if not math.isnan(pk.z_diff):
             big = 1.0 if pk.z_diff >= cfg.jump_min else 0.0
