@@ -15,6 +15,7 @@ from anomstream.detect.scorer import Scorer
 from anomstream.detect.season import DAY, WEEK, PeriodDetector
 from anomstream.detect.spec import DetectorSpecs
 from anomstream.detect.store import Registry
+from anomstream.detect.views import Config, SeriesViews
 from anomstream.wire.records import Event, Source
 
 N = 100_000
@@ -83,6 +84,38 @@ def test_default_spec_catches_a_spike_out_of_range_on_its_row(after: int) -> Non
     rng = random.Random(4)
     values = [rng.uniform(9, 11) for _ in range(after)] + [22.0] + [rng.uniform(9, 11) for _ in range(50)]
     assert _alerts_on(values, 3600.0) == [after]
+
+
+def _daily(n: int, seed: int, step_s: float = 60.0) -> list[float]:
+    rng = random.Random(seed)
+    return [20 + 4 * math.sin(2 * math.pi * i * step_s / DAY) + rng.gauss(0, 0.3) for i in range(n)]
+
+
+def test_default_spec_catches_a_spike_inside_a_daily_range_on_its_row() -> None:
+    """A 10-sigma spike that stays inside a seasonal key's range opens one alert on its row (jump rule)."""
+    values = _daily(1200, 5)
+    values[900] += 3.0  # inside [16, 24], ten noise sds above the curve
+    assert _alerts_on(values, 60.0) == [900]
+
+
+def test_jump_rule_goes_quiet_on_a_key_that_spikes_routinely() -> None:
+    """Spikes every 100 rows are the key's habit: the jump rule stops naming them once their rate is known."""
+    rng, views = random.Random(6), SeriesViews(Config())
+    jumps = []
+    for i in range(3000):
+        x, t = rng.gauss(0, 0.1) + (20.0 if i % 100 == 0 else 0.0), i * 300.0
+        peek = views.peek(x, t)
+        if peek.jumped:
+            jumps.append(i)
+        views.commit(x, t, peek)
+    assert jumps, "the first routine spikes are jumps"
+    assert max(jumps) < 1000, jumps
+
+
+def test_default_spec_ignores_a_daily_square_wave_once_its_period_is_evident() -> None:
+    """A daily step up and down is a jump the season repeats: no alerts after the period is learnt."""
+    values = [80.0 if 108 <= i % 288 < 216 else 20.0 for i in range(288 * 10)]
+    assert [i for i in _alerts_on(values, 300.0) if i >= 288 * 3] == []
 
 
 def _period_of(values: list[float], step_s: float) -> float:
