@@ -51,7 +51,7 @@ class Config:
     # whatever the smoothed views say (they dilute one point over ``ma_window``).
     jump_min: float = 4.0
     jump_widen: float = 0.5
-    jump_window: float = 500.0  # rows: the envelope's half-life and the rate's window
+    jump_window: float = 1000.0  # rows: the envelope's half-life and the rate's window
     jump_rate: float = 0.01
 
 
