@@ -28,6 +28,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--bootstrap", help="Kafka bootstrap servers (default: $KAFKA_BOOTSTRAP_SERVERS or a local broker)"
     )
+    run.add_argument(
+        "--only",
+        action="append",
+        choices=PHASES,
+        help="run only these phases of the scenario (repeatable), e.g. --only quality for fast iteration",
+    )
+    run.add_argument("--detector", action="append", help="run only these detector tables (repeatable)")
     prof = sub.add_parser("profile", help="pyinstrument the worker draining the backlog")
     prof.add_argument(
         "--detector", action="append", help="detector table name (repeatable; default ewma, hst)"
@@ -54,9 +61,28 @@ def _draw(doc: dict[str, Any], out: Path) -> list[Path]:
         return []
 
 
+#: Scenario tables ``run --only`` can keep (the others are dropped).
+PHASES = ("river", "quality", "memory", "throughput")
+
+
+def _narrowed(sc: scenario.Scenario, only: list[str] | None, detectors: list[str] | None) -> scenario.Scenario:
+    """The scenario with only the chosen phases and detector tables (unknown detector names exit)."""
+    update: dict[str, Any] = {}
+    if only:
+        update = {phase: None for phase in PHASES if phase not in only}
+        if "throughput" not in only:
+            update["latency"] = None
+    if detectors:
+        unknown = sorted(set(detectors) - set(sc.detectors))
+        if unknown:
+            raise SystemExit(f"unknown detector tables {unknown}; {sc.name} has {sorted(sc.detectors)}")
+        update["detectors"] = {n: s for n, s in sc.detectors.items() if n in detectors}
+    return sc.model_copy(update=update)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    """Run a scenario end to end and write its results."""
-    sc = scenario.load(args.profile)
+    """Run a scenario end to end (or the chosen phases and detectors of it) and write its results."""
+    sc = _narrowed(scenario.load(args.profile), args.only, args.detector)
     rid = runner.run_id(sc.name)
     began = time.monotonic()
     doc = runner.run(sc, rid, args.bootstrap)
