@@ -65,7 +65,9 @@ def _draw(doc: dict[str, Any], out: Path) -> list[Path]:
 PHASES = ("river", "quality", "memory", "throughput")
 
 
-def _narrowed(sc: scenario.Scenario, only: list[str] | None, detectors: list[str] | None) -> scenario.Scenario:
+def _narrowed(
+    sc: scenario.Scenario, only: list[str] | None, detectors: list[str] | None
+) -> scenario.Scenario:
     """The scenario with only the chosen phases and detector tables (unknown detector names exit)."""
     update: dict[str, Any] = {}
     if only:

@@ -123,15 +123,12 @@ class HalfSpaceForest:
         """``x`` in the trees' feature order (NaN = missing); ``None`` before the first learned point."""
         if not self.names:
             return None
-        values = [x.get(name, math.nan) for name in self.names]
-        v = np.array(values, dtype=np.float64)
-        v.flags.writeable = len(x) < len(values)  # read-only: every feature present (checked in Python)
-        return v
+        return np.array([x.get(name, math.nan) for name in self.names], dtype=np.float64)
 
     def score_one(self, x: dict[str, float]) -> float:
         """River's ``score_one``: 0 until one window is full, then higher in sparser regions."""
         v = self.vector(x)
-        return 0.0 if v is None else self.score(self.leaves(v))
+        return 0.0 if v is None else self.score(self.leaves(v, _incomplete(x, self.names)))
 
     def learn_one(self, x: dict[str, float]) -> None:
         """River's ``learn_one``: the first point fixes the features."""
@@ -139,17 +136,17 @@ class HalfSpaceForest:
             self.names = sorted(x)
         v = self.vector(x)
         assert v is not None
-        self.learn(self.leaves(v))
+        self.learn(self.leaves(v, _incomplete(x, self.names)))
 
-    def leaves(self, v: np.ndarray) -> np.ndarray:
-        """Flat index (tree-major) of the leaf ``v`` reaches in every tree.
+    def leaves(self, v: np.ndarray, missing: bool = True) -> np.ndarray:
+        """Flat index (tree-major) of the leaf ``v`` reaches in every tree (``missing``: v may hold NaN).
 
         Scoring and then learning one point reach the same leaves (masses steer only a missing feature,
         and learning changes them after its walk), so a caller may compute them once for both.
         """
         lay = layout(self.n_trees, self.height, len(self.names), self.seed)
         values = v.take(lay.feature)
-        if v.flags.writeable and np.isnan(v).any():
+        if missing and np.isnan(v).any():
             return self._leaves_missing(values, lay)
         right = values >= lay.threshold
         if self.height > MATRIX_HEIGHT:
@@ -205,7 +202,7 @@ class HalfSpaceForest:
         return scores
 
     def _one_at_a_time(self, x: dict[str, float]) -> float:
-        leaves = self.leaves(self.vector(x))  # type: ignore[arg-type]  # names are set by the caller
+        leaves = self.leaves(self.vector(x))  # type: ignore[arg-type]  # the caller set the names
         score = self.score(leaves)
         self.learn(leaves)
         return score
@@ -269,6 +266,10 @@ class HalfSpaceForest:
             total += masses[d] * (1 << d) * (masses[d - 1] >= limit)
         bound = self.window_size * (2 ** (h + 1) - 1)
         return total.ravel().astype(np.uint16 if bound < 2**16 else np.uint32)
+
+
+def _incomplete(x: dict[str, float], names: list[str]) -> bool:
+    return len(x) < len(names) or any(name not in x for name in names)
 
 
 def _levels(leaf_mass: np.ndarray, height: int) -> list[np.ndarray]:
