@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from loadtest import RESULTS, cluster, plots, report, runner, saturation, scenario
+from loadtest import RESULTS, cluster, hstbench, plots, report, runner, saturation, scenario
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -41,6 +41,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     prof.add_argument("--scenario", default="quick", help="scenario providing data and specs")
     prof.add_argument("--bootstrap")
+    hst = sub.add_parser("hst", help="HST engine: array forest vs River's HalfSpaceTrees, same run")
+    hst.add_argument("--records", type=int, default=20_000)
     render = sub.add_parser("render", help="redraw the PNGs and rewrite the Markdown of a results JSON")
     render.add_argument("results", type=Path)
     return parser
@@ -115,6 +117,17 @@ def cmd_profile(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_hst(args: argparse.Namespace) -> int:
+    """Time the array HST against River's and write results/hst-<run-id>.json."""
+    doc = hstbench.run(args.records)
+    doc["run_id"] = runner.run_id("hst")
+    path = report.write_json(doc, RESULTS / f"hst-{doc['run_id']}.json")
+    for row in doc["rows"]:
+        print(orjson.dumps(row).decode())
+    print(f"wrote {path}")
+    return 0
+
+
 def cmd_render(args: argparse.Namespace) -> int:
     """Redraw the PNGs and rewrite the Markdown of an earlier run, next to its JSON."""
     doc = orjson.loads(args.results.read_bytes())
@@ -128,7 +141,7 @@ def cmd_render(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m loadtest``."""
     args = _parser().parse_args(argv)
-    commands = {"run": cmd_run, "profile": cmd_profile, "render": cmd_render}
+    commands = {"run": cmd_run, "profile": cmd_profile, "hst": cmd_hst, "render": cmd_render}
     return commands[args.command](args)
 
 

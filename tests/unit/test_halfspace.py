@@ -33,9 +33,9 @@ def test_forest_scores_equal_river_for_the_same_seed(n_trees: int, height: int, 
     forest = HalfSpaceForest(n_trees, height, window, seed=11)
     theirs, ours = [], []
     for x in _points(1500, d, seed=d, drop_every=97 if d > 1 else 0):
-        theirs.append(river_hst.score_one(x))
+        theirs.append(river_hst.score_one(x))  # type: ignore[no-untyped-call]  # River
         ours.append(forest.score_one(x))
-        river_hst.learn_one(x)
+        river_hst.learn_one(x)  # type: ignore[no-untyped-call]  # River is unannotated
         forest.learn_one(x)
     assert max(theirs) > 0.5  # the comparison covers scored windows, not only the warm-up zeros
     np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-9)

@@ -66,7 +66,12 @@ def _build(n_trees: int, height: int, n_features: int, seed: int) -> Layout:
     for t in range(n_trees):
         limits = {j: (0.0, 1.0) for j in range(n_features)}
         stack: list[tuple[Any, int]] = [
-            (make_padded_tree(limits=limits, height=height, padding=PADDING, rng=rng, r_mass=0, l_mass=0), 0)
+            (
+                make_padded_tree(  # type: ignore[no-untyped-call]  # River's helper is unannotated
+                    limits=limits, height=height, padding=PADDING, rng=rng, r_mass=0, l_mass=0
+                ),
+                0,
+            )
         ]
         while stack:
             node, i = stack.pop()
@@ -208,10 +213,11 @@ class HalfSpaceForest:
         return score
 
     def _max_score(self) -> int:
-        return self.n_trees * self.window_size * (2 ** (self.height + 1) - 1)
+        return int(self.n_trees * self.window_size * (2 ** (self.height + 1) - 1))
 
     def _offsets(self) -> np.ndarray:
-        return np.arange(self.n_trees) * 2**self.height
+        offsets: np.ndarray = np.arange(self.n_trees) * 2**self.height
+        return offsets
 
     def _leaves_missing(self, values: np.ndarray, lay: Layout) -> np.ndarray:
         """River's walk where some feature is missing: it takes the child with more latest mass."""
@@ -230,7 +236,8 @@ class HalfSpaceForest:
                     right = value >= lay.threshold[i]
                 pos = 2 * pos + right
             out.append(pos)
-        return np.asarray(out, dtype=np.intp) + self._offsets()
+        leaves: np.ndarray = np.asarray(out, dtype=np.intp) + self._offsets()
+        return leaves
 
     def score(self, leaves: np.ndarray) -> float:
         """River's score: 1 − Σ_trees (reference mass · 2^depth along the path) / the largest such sum."""
