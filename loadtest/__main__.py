@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from loadtest import RESULTS, cluster, plots, report, runner, saturation, scenario
+from loadtest import RESULTS, cluster, hstbench, plots, report, runner, saturation, scenario
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -28,12 +28,21 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--bootstrap", help="Kafka bootstrap servers (default: $KAFKA_BOOTSTRAP_SERVERS or a local broker)"
     )
+    run.add_argument(
+        "--only",
+        action="append",
+        choices=PHASES,
+        help="run only these phases of the scenario (repeatable), e.g. --only quality for fast iteration",
+    )
+    run.add_argument("--detector", action="append", help="run only these detector tables (repeatable)")
     prof = sub.add_parser("profile", help="pyinstrument the worker draining the backlog")
     prof.add_argument(
         "--detector", action="append", help="detector table name (repeatable; default ewma, hst)"
     )
     prof.add_argument("--scenario", default="quick", help="scenario providing data and specs")
     prof.add_argument("--bootstrap")
+    hst = sub.add_parser("hst", help="HST engine: array forest vs River's HalfSpaceTrees, same run")
+    hst.add_argument("--records", type=int, default=20_000)
     render = sub.add_parser("render", help="redraw the PNGs and rewrite the Markdown of a results JSON")
     render.add_argument("results", type=Path)
     return parser
@@ -54,9 +63,30 @@ def _draw(doc: dict[str, Any], out: Path) -> list[Path]:
         return []
 
 
+#: Scenario tables ``run --only`` can keep (the others are dropped).
+PHASES = ("river", "quality", "memory", "throughput")
+
+
+def _narrowed(
+    sc: scenario.Scenario, only: list[str] | None, detectors: list[str] | None
+) -> scenario.Scenario:
+    """The scenario with only the chosen phases and detector tables (unknown detector names exit)."""
+    update: dict[str, Any] = {}
+    if only:
+        update = {phase: None for phase in PHASES if phase not in only}
+        if "throughput" not in only:
+            update["latency"] = None
+    if detectors:
+        unknown = sorted(set(detectors) - set(sc.detectors))
+        if unknown:
+            raise SystemExit(f"unknown detector tables {unknown}; {sc.name} has {sorted(sc.detectors)}")
+        update["detectors"] = {n: s for n, s in sc.detectors.items() if n in detectors}
+    return sc.model_copy(update=update)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    """Run a scenario end to end and write its results."""
-    sc = scenario.load(args.profile)
+    """Run a scenario end to end (or the chosen phases and detectors of it) and write its results."""
+    sc = _narrowed(scenario.load(args.profile), args.only, args.detector)
     rid = runner.run_id(sc.name)
     began = time.monotonic()
     doc = runner.run(sc, rid, args.bootstrap)
@@ -87,6 +117,17 @@ def cmd_profile(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_hst(args: argparse.Namespace) -> int:
+    """Time the array HST against River's and write results/hst-<run-id>.json."""
+    doc = hstbench.run(args.records)
+    doc["run_id"] = runner.run_id("hst")
+    path = report.write_json(doc, RESULTS / f"hst-{doc['run_id']}.json")
+    for row in doc["rows"]:
+        print(orjson.dumps(row).decode())
+    print(f"wrote {path}")
+    return 0
+
+
 def cmd_render(args: argparse.Namespace) -> int:
     """Redraw the PNGs and rewrite the Markdown of an earlier run, next to its JSON."""
     doc = orjson.loads(args.results.read_bytes())
@@ -100,7 +141,7 @@ def cmd_render(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m loadtest``."""
     args = _parser().parse_args(argv)
-    commands = {"run": cmd_run, "profile": cmd_profile, "render": cmd_render}
+    commands = {"run": cmd_run, "profile": cmd_profile, "hst": cmd_hst, "render": cmd_render}
     return commands[args.command](args)
 
 

@@ -88,6 +88,7 @@ class Detector(Base, abc.ABC):
 
         Non-negative, larger is more unusual, *not* squashed: the calibration layer turns each into a tail
         probability against the key's own history, so thresholds mean the same for every detector.
+        NaN means the view cannot judge yet (e.g. a model before its first window): it is not calibrated.
         The default is the score's deviation in standard units; detectors with several views override it.
         """
         return {"score": min(score_to_z(self.score_one(x, t)), _MAX_DEVIATION)}

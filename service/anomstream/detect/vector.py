@@ -199,9 +199,14 @@ class VectorDetector(Detector):
         return z_to_score(self._z(self._raw(x)))
 
     def deviations(self, x: Features, t: float | None = None) -> dict[str, float]:
-        """``{"model": raw outlier score}`` (non-negative; 0 while the model cannot score yet)."""
+        """``{"model": raw outlier score}`` (non-negative; NaN while the model cannot score yet).
+
+        NaN, not 0: the calibrators skip it. Zeros learned before the model is ready would give them a
+        spread of nothing, so the model's first real scores would look like 10-decade tail events (and
+        lift the key's alarm envelope for a thousand points).
+        """
         raw = self._raw(x)
-        return {"model": max(0.0, raw) if raw is not None else 0.0}
+        return {"model": max(0.0, raw) if raw is not None else math.nan}
 
     def explain_one(self, x: Features, t: float | None = None) -> Explanation:
         """Replacement attribution against the running means (else |z| shares); bands mean ± band·σ."""
