@@ -25,6 +25,7 @@ from anomstream.ops.metrics import Metrics
 from anomstream.ops.supervisor import Supervisor
 from anomstream.stream import clients, preflight
 from anomstream.stream.checkpoint import Checkpoint, CommitPolicy
+from anomstream.stream.feedback import FeedbackIntake
 from anomstream.stream.producer import Sink
 from anomstream.stream.snapshot import Snapshots
 from anomstream.stream.worker import Worker
@@ -92,11 +93,13 @@ def build_worker(settings: config.Settings, specs: DetectorSpecs, metrics: Metri
         metrics=metrics,
         log=log,
     )
+    scorer = Scorer(specs, registry)
     return Worker(
         consumer=consumer,
         sink=sink,
         checkpoint=checkpoint,
-        scorer=Scorer(specs, registry),
+        scorer=scorer,
+        feedback=FeedbackIntake(scorer, metrics, settings.worker.max_message_bytes, log),
         metrics=metrics,
         topics=settings.topics,
         cfg=settings.worker,
