@@ -1,4 +1,4 @@
-"""The composition root: the one place that wires parts together (the worker and the run command).
+"""The composition root: the one place that wires parts together (the worker, the run command, the explorer).
 
 The CLI, the integration tests and the load test build every worker through ``build_worker``.
 """
@@ -29,6 +29,9 @@ from anomstream.stream.feedback import FeedbackIntake
 from anomstream.stream.producer import Sink
 from anomstream.stream.snapshot import Snapshots
 from anomstream.stream.worker import Worker
+from anomstream.ui.book import AlertBook
+from anomstream.ui.feed import Feed, Publisher
+from anomstream.ui.server import Explorer, UiServer
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -106,6 +109,39 @@ def build_worker(settings: config.Settings, specs: DetectorSpecs, metrics: Metri
         log=log,
         store=store,
     )
+
+
+def build_ui(settings: config.Settings, port: int | None = None) -> UiServer:
+    """Wire the explorer: a feed of the alert, score and feedback topics, a publisher, the web app."""
+    log = logs.get("ui")
+    ui = settings.ui
+    book = AlertBook(ui.max_alerts, ui.series_points)
+    group = f"anomstream-ui-{uuid.uuid4().hex[:8]}"  # a throwaway group: the explorer never commits
+    reader = clients.consumer(settings, logger=logs.kafka_logger(), group_id=group, offset_reset="earliest")
+    topics = settings.topics
+    feed = Feed(
+        reader, book, {"alerts": topics.alerts, "scores": topics.scores, "feedback": topics.feedback}, log
+    )
+    token = ui.token()
+    publisher = None
+    if token is not None and topics.feedback:
+        publisher = Publisher(clients.producer(settings, logger=logs.kafka_logger()), topics.feedback)
+    explorer = Explorer(book, publisher, token, log)
+    return UiServer(explorer, feed, ui.host, ui.port if port is None else port)
+
+
+def run_ui(settings: config.Settings, port: int | None = None) -> int:
+    """``anomstream ui``: serve the explorer until SIGINT / SIGTERM."""
+    preflight.connect(settings, logs.get("admin"))  # unreachable / refused: one line and exit 4 / 5
+    server = build_ui(settings, port)
+    log = logs.get("ui")
+    if not settings.topics.scores:
+        log.warning("ui_without_scores", why="ANOMSTREAM_TOPICS__SCORES is empty: alert pages show no series")
+    host = settings.ui.host if settings.ui.host not in ("0.0.0.0", "::") else "127.0.0.1"
+    print(f"anomstream explorer on http://{host}:{settings.ui.port if port is None else port}/", flush=True)
+    log.info("ui_started", feedback=server.explorer.writable, alerts=settings.topics.alerts)
+    server.serve()
+    return 0
 
 
 def create_topics(settings: config.Settings) -> list[str]:

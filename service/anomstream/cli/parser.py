@@ -33,6 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     dem.add_argument("--spike-prob", type=float, default=0.004)
     dem.add_argument("--shift-prob", type=float, default=0.0005)
     dem.add_argument("--seed", type=int, default=7)
+    ui = sub.add_parser("ui", help="serve the anomaly explorer (alerts, series, feedback)")
+    ui.add_argument("--port", type=int, default=None, help="listen port (default ANOMSTREAM_UI__PORT, 8080)")
     sub.add_parser("create-topics", help="create the topics anomstream needs")
     sub.add_parser("show-config", help="print the effective configuration, secrets masked")
     _add_replay(sub)
