@@ -42,7 +42,8 @@ def _book() -> AlertBook:
         book.add_score(
             ScoreRecord(
                 entity_id="pump-<1>", stream="default", timestamp=T0 + timedelta(seconds=i),
-                detector="zscore", score=0.8 if i == 20 else 0.1, threshold=0.4, anomalous=i == 20, warming=False,
+                detector="zscore", score=0.8 if i == 20 else 0.1, threshold=0.4, anomalous=i == 20,
+                warming=False,
                 source=Source(topic="events", partition=2, offset=i), values={"temp": value},
                 expected={"temp": BAND},
             )
