@@ -111,6 +111,12 @@ class AlertBook:
             return records
         return [r for r in records if abs(r.timestamp - around) <= span]
 
+    def around(self, key: Key, when: datetime, before: int = 120, after: int = 60) -> list[ScoreRecord]:
+        """Up to ``before`` score records of the entity up to ``when`` and ``after`` past it."""
+        records = self.series(key)
+        at = next((i for i, r in enumerate(records) if r.timestamp >= when), len(records))
+        return records[max(0, at - before) : at + after]
+
     def entities(self) -> list[tuple[Key, int]]:
         """Every entity seen (scores or alerts) with its number of alerts, most alerted first."""
         with self._lock:

@@ -5,7 +5,6 @@ Every value from a record is escaped; the only script is the package's own ``/st
 
 from __future__ import annotations
 
-from datetime import timedelta
 from html import escape
 from urllib.parse import quote
 
@@ -16,7 +15,6 @@ from anomstream.wire.records import Alert
 SEVERITIES = ("low", "medium", "high", "critical")
 KINDS = ("point", "contextual", "collective", "population", "silent", "shift")
 STATUSES = ("open", "ongoing", "resolved")
-AROUND = timedelta(minutes=10)
 
 
 def _page(title: str, body: str, *, plot: bool = False) -> str:
@@ -119,7 +117,7 @@ def _token_field(writable: bool) -> str:
 def alert_page(book: AlertBook, alert: Alert, *, writable: bool) -> str:
     """One alert: facts, explanation, the entity's series around it, and the feedback buttons."""
     key = (alert.stream, alert.entity_id)
-    series = book.series(key, alert.timestamp, AROUND)
+    series = book.around(key, alert.timestamp)
     feature = _feature(alert)
     nearby = [a for a in book.alerts(Filters(stream=alert.stream)) if a.entity_id == alert.entity_id]
     facts = {

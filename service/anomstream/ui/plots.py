@@ -42,7 +42,8 @@ def series_figure(
     fig.add_trace(_line(ts, [r.values.get(feature) for r in records], f"{feature} value"), 1, 1)
     fig.add_trace(_line(ts, [r.score for r in records], "score"), 2, 1)
     fig.add_trace(_line(ts, [r.threshold for r in records], "threshold", dash="dash"), 2, 1)
-    opened = [a for a in alerts if a.status == "open"]
+    # only the alerts inside the plotted window: one far away would stretch the time axis
+    opened = [a for a in alerts if a.status == "open" and ts and ts[0] <= a.timestamp <= ts[-1]]
     if opened:
         dots = go.Scatter(
             x=[a.timestamp for a in opened],
