@@ -62,7 +62,7 @@ def _settled(w: ThreadedWorker, events: int, verdicts: int) -> bool:
 
 
 def test_a_fresh_worker_replaying_events_and_feedback_gets_the_same_thresholds(kafka_bootstrap: str) -> None:
-    """Worker A applies verdicts live; worker B (new group, no state) re-reads both topics: same thresholds."""
+    """Worker A applies verdicts live; worker B (new group, no state) re-reads both: same thresholds."""
     settings = settings_for(kafka_bootstrap, partitions=2)
     specs = DetectorSpecs()  # calibrated default: the threshold is the risk's, moved only by feedback
     stream = list(itertools.islice(generate(DemoConfig(entities=len(ENTITIES), seed=4)), 3 * 300))
