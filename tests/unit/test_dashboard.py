@@ -206,7 +206,7 @@ def test_promql_check_rejects_broken_queries(tmp_path: Path, bad: str) -> None:
 
 
 def test_detection_quality_panels_query_the_feedback_metrics() -> None:
-    """Precision, alert volume, labelled share and re-ranker suppressions each have a panel on their metric."""
+    """Precision, alert volume, labelled share and re-ranker suppressions each have a panel on its metric."""
     wanted = {
         "Precision from feedback": "anomstream_feedback_total",
         "Alert volume by stream": "anomstream_alerts_opened_total",
