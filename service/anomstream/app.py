@@ -42,6 +42,7 @@ class RunOptions:
     demo_rate: float = 40.0
     print_alerts: bool = False
     workers: int = 1
+    summary_s: float = 30.0  # with print_alerts: a summary line this often (0: never)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -180,7 +181,7 @@ def run_service(opts: RunOptions, settings: config.Settings, specs: DetectorSpec
     endpoint = Endpoint(
         metrics.registry, *_probes(worker, settings), settings.metrics.host, settings.metrics.port
     ).start()
-    helpers = _helpers(opts, settings, stopped)
+    helpers = _helpers(opts, settings, stopped, metrics)
     log.info(
         "worker_started",
         metrics_port=endpoint.port,
@@ -268,7 +269,9 @@ def _probes(worker: Worker, settings: config.Settings) -> tuple[Any, Any]:
     return live, ready
 
 
-def _helpers(opts: RunOptions, settings: config.Settings, stopped: threading.Event) -> list[Any]:
+def _helpers(
+    opts: RunOptions, settings: config.Settings, stopped: threading.Event, metrics: Metrics | None = None
+) -> list[Any]:
     threads = []
     if opts.demo:
         cfg = demo.DemoConfig(shift_prob=0.0005)
@@ -293,5 +296,8 @@ def _helpers(opts: RunOptions, settings: config.Settings, stopped: threading.Eve
             settings, logger=logs.kafka_logger(), group_id=group, offset_reset="latest"
         )
         consumer.subscribe([settings.topics.alerts])
-        threads.append(_thread(lambda: printer.print_alerts(consumer, sys.stdout, stopped.is_set), "printer"))
+        summary = printer.Summary(metrics.totals, opts.summary_s) if metrics and opts.summary_s > 0 else None
+        threads.append(
+            _thread(lambda: printer.print_alerts(consumer, sys.stdout, stopped.is_set, summary), "printer")
+        )
     return threads

@@ -24,6 +24,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--demo", action="store_true", help="also run the demo producer")
     run.add_argument("--demo-rate", type=float, default=40.0, help="demo events per second")
     run.add_argument("--print-alerts", action="store_true", help="print alerts as they arrive")
+    run.add_argument(
+        "--summary-every",
+        type=float,
+        default=30.0,
+        help="with --print-alerts: a summary line every N s (0: off)",
+    )
     run.add_argument("--workers", type=int, default=1, help="worker processes in this group (one per core)")
     run.add_argument("--metrics-port", type=int, default=None, help="overrides ANOMSTREAM_METRICS__PORT")
     dem = sub.add_parser("demo", help="produce a labelled demo stream with injected anomalies")
@@ -108,7 +114,7 @@ def _choice(args: argparse.Namespace) -> SpecChoice:
 
 def run_options(args: argparse.Namespace) -> RunOptions:
     """Typed options of ``anomstream run``."""
-    return RunOptions(args.demo, args.demo_rate, args.print_alerts, args.workers)
+    return RunOptions(args.demo, args.demo_rate, args.print_alerts, args.workers, args.summary_every)
 
 
 def demo_options(args: argparse.Namespace) -> DemoOptions:

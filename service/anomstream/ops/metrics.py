@@ -200,3 +200,16 @@ class Metrics:
         """Drop the lag series of a partition this worker no longer owns (no stale lines in Grafana)."""
         with contextlib.suppress(KeyError):
             self.lag.remove(topic, str(partition))
+
+    def totals(self) -> dict[str, float]:
+        """Running totals for the terminal summary of ``make run``: events, alerts, dead letters, keys."""
+
+        def total(metric: Counter) -> float:
+            return sum(s.value for f in metric.collect() for s in f.samples if s.name.endswith("_total"))
+
+        return {
+            "events": total(self.consumed),
+            "alerts": total(self.alerts),
+            "dead_letters": total(self.dead_lettered),
+            "keys": sum(s.value for f in self.active_keys.collect() for s in f.samples),
+        }
