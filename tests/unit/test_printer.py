@@ -17,7 +17,9 @@ def _alert(status: str, view: str, contributions: dict[str, float]) -> Alert:
             "alert_id": "x", "entity_id": "pump-1", "stream": "default", "timestamp": T0, "detected_at": T0,
             "status": status, "severity": "high", "score": 0.5, "threshold": 0.4, "detector": "zscore",
             "values": {"cpu": 41.0, "disk": 97.0}, "contributions": contributions, "view": view,
-            "expected": {"cpu": Expected(mean=40, low=35, high=45), "disk": Expected(mean=50, low=45, high=5)},
+            "expected": {
+                "cpu": Expected(mean=40, low=35, high=45), "disk": Expected(mean=50, low=45, high=55)
+            },
             "source": Source(topic="t", partition=0, offset=1),
         }
     )  # fmt: skip
