@@ -28,17 +28,8 @@ def series_figure(
     """Two rows sharing time: ``feature``'s value and expected band; score and threshold. JSON text."""
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08, row_heights=[0.6, 0.4])
     ts = [r.timestamp for r in records]
-    banded = [r for r in records if feature in r.expected]
-    if banded:
-        bts = [r.timestamp for r in banded]
-        high = _line(bts, [r.expected[feature].high for r in banded], "band high", width=0)
-        high.update(showlegend=False)
-        fig.add_trace(high, 1, 1)
-        low = _line(bts, [r.expected[feature].low for r in banded], "expected band", width=0)
-        low.update(fill="tonexty", fillcolor=BAND)
-        fig.add_trace(low, 1, 1)
-        mean = _line(bts, [r.expected[feature].mean for r in banded], "expected", dash="dot")
-        fig.add_trace(mean, 1, 1)
+    for trace in _band(records, feature):
+        fig.add_trace(trace, 1, 1)
     fig.add_trace(_line(ts, [r.values.get(feature) for r in records], f"{feature} value"), 1, 1)
     fig.add_trace(_line(ts, [r.score for r in records], "score"), 2, 1)
     fig.add_trace(_line(ts, [r.threshold for r in records], "threshold", dash="dash"), 2, 1)
@@ -64,6 +55,19 @@ def series_figure(
     fig.update_yaxes(title_text=feature, row=1, col=1)
     fig.update_yaxes(title_text="score", range=[0, 1.02], row=2, col=1)
     return str(fig.to_json())
+
+
+def _band(records: list[ScoreRecord], feature: str) -> list[go.Scatter]:
+    """The expected band (filled between high and low) and its centre, where records carry one."""
+    banded = [r for r in records if feature in r.expected]
+    if not banded:
+        return []
+    ts = [r.timestamp for r in banded]
+    high = _line(ts, [r.expected[feature].high for r in banded], "band high", width=0)
+    high.update(showlegend=False)
+    low = _line(ts, [r.expected[feature].low for r in banded], "expected band", width=0)
+    low.update(fill="tonexty", fillcolor=BAND)  # fills down from the trace before it: high
+    return [high, low, _line(ts, [r.expected[feature].mean for r in banded], "expected", dash="dot")]
 
 
 def _line(
