@@ -8,7 +8,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import threading
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from anomstream.wire.records import Alert, Feedback, ScoreRecord, Verdict
 
@@ -100,16 +100,12 @@ class AlertBook:
         with self._lock:
             return self._verdicts.get(alert_id)
 
-    def series(
-        self, key: Key, around: datetime | None = None, span: timedelta | None = None
-    ) -> list[ScoreRecord]:
-        """The entity's score records, in event-time order; within ``span`` of ``around`` when given."""
+    def series(self, key: Key) -> list[ScoreRecord]:
+        """The entity's score records, in event-time order."""
         with self._lock:
             records = list(self._series.get(key, ()))
         records.sort(key=lambda r: (r.timestamp, r.source.offset))
-        if around is None or span is None:
-            return records
-        return [r for r in records if abs(r.timestamp - around) <= span]
+        return records
 
     def around(self, key: Key, when: datetime, before: int = 120, after: int = 60) -> list[ScoreRecord]:
         """Up to ``before`` score records of the entity up to ``when`` and ``after`` past it."""
