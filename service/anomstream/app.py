@@ -43,6 +43,7 @@ class RunOptions:
     print_alerts: bool = False
     workers: int = 1
     summary_s: float = 30.0  # with print_alerts: a summary line this often (0: never)
+    demo_feedback: float = 0.0  # with demo: the share of opened alerts the demo labels itself
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -86,6 +87,7 @@ def build_worker(settings: config.Settings, specs: DetectorSpecs, metrics: Metri
             "snapshots_disabled",
             why="no ANOMSTREAM_STATE__HMAC_KEY or __HMAC_KEY_FILE set; model state will not survive restarts",
         )
+    metrics.declare_streams((name, spec.detector) for name, spec in specs.streams.items())
     consumer = clients.consumer(settings, logger=kafka_log, on_stats=metrics.on_stats)
     policy = CommitPolicy(settings.worker.commit_interval_s, settings.worker.commit_max_records)
     checkpoint = Checkpoint(
@@ -289,6 +291,8 @@ def _helpers(
                 "demo",
             )
         )
+    if opts.demo and opts.demo_feedback > 0 and settings.topics.feedback:
+        threads.append(_thread(lambda: _demo_labeller(opts, settings, stopped), "demo-feedback"))
     if opts.print_alerts:
         # A throwaway group reading from "now": printing must never move the workers' offsets.
         group = f"anomstream-printer-{uuid.uuid4().hex[:8]}"
@@ -301,3 +305,14 @@ def _helpers(
             _thread(lambda: printer.print_alerts(consumer, sys.stdout, stopped.is_set, summary), "printer")
         )
     return threads
+
+
+def _demo_labeller(opts: RunOptions, settings: config.Settings, stopped: threading.Event) -> None:
+    group = f"anomstream-demo-feedback-{uuid.uuid4().hex[:8]}"  # throwaway: it never moves offsets
+    consumer = clients.consumer(settings, logger=logs.kafka_logger(), group_id=group, offset_reset="latest")
+    consumer.subscribe([settings.topics.alerts])
+    publisher = Publisher(clients.producer(settings, logger=logs.kafka_logger()), settings.topics.feedback)
+    demo.label_alerts(
+        consumer, lambda alert, verdict: publisher.verdict(alert, verdict, who="demo"), opts.demo_feedback,
+        stopped.is_set,
+    )  # fmt: skip

@@ -1,10 +1,11 @@
-"""The terminal of `make run`: alert lines name the feature that fired, and a summary comes periodically."""
+"""`make run`: alert lines name the feature that fired, a periodic summary, the demo's own labeller."""
 
 from __future__ import annotations
 
 import io
 from datetime import UTC, datetime
 
+from anomstream.ops.demo import label_alerts
 from anomstream.ops.printer import Summary, format_alert
 from anomstream.wire.records import Alert, Expected, Source
 
@@ -50,3 +51,33 @@ def test_summary_prints_once_per_interval_with_the_difference() -> None:
     assert out.getvalue().splitlines() == [
         "-- 600 events scored (20/s), 2 alerts, 0 dead letters, 8 keys (2 alerts, 600 events in all)"
     ]
+
+
+class _Msg:
+    def __init__(self, value: bytes) -> None:
+        self._value = value
+
+    def error(self) -> None:
+        return None
+
+    def value(self) -> bytes:
+        return self._value
+
+
+def test_demo_labeller_judges_opened_alerts_by_the_injected_label() -> None:
+    """Opened alerts on injected events are true positives, other opened ones false; others are skipped."""
+    injected = _alert("open", "cpu.level", {"cpu": 1.0}).model_copy(
+        update={"attributes": {"injected": "spike"}}
+    )
+    queue = [
+        _Msg(injected.model_dump_json().encode()),
+        _Msg(_alert("open", "cpu.level", {"cpu": 1.0}).model_dump_json().encode()),
+        _Msg(_alert("resolved", "cpu.level", {"cpu": 1.0}).model_dump_json().encode()),
+        _Msg(b"not json"),
+    ]
+    consumer = type(
+        "C", (), {"poll": lambda self, _t: queue.pop(0) if queue else None, "close": lambda self: None}
+    )()
+    given: list[str] = []
+    n = label_alerts(consumer, lambda _a, v: given.append(v), share=1.0, stopped=lambda: not queue)
+    assert (n, given) == (2, ["true_positive", "false_positive"])

@@ -23,6 +23,9 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the detection worker")
     run.add_argument("--demo", action="store_true", help="also run the demo producer")
     run.add_argument("--demo-rate", type=float, default=40.0, help="demo events per second")
+    run.add_argument(
+        "--demo-feedback", type=float, default=0.0, help="with --demo: share of alerts the demo labels itself"
+    )
     run.add_argument("--print-alerts", action="store_true", help="print alerts as they arrive")
     run.add_argument(
         "--summary-every",
@@ -114,7 +117,9 @@ def _choice(args: argparse.Namespace) -> SpecChoice:
 
 def run_options(args: argparse.Namespace) -> RunOptions:
     """Typed options of ``anomstream run``."""
-    return RunOptions(args.demo, args.demo_rate, args.print_alerts, args.workers, args.summary_every)
+    return RunOptions(
+        args.demo, args.demo_rate, args.print_alerts, args.workers, args.summary_every, args.demo_feedback
+    )
 
 
 def demo_options(args: argparse.Namespace) -> DemoOptions:

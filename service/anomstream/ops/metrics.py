@@ -150,6 +150,17 @@ class Metrics:
         self._verdicts: dict[tuple[str, str], dict[str, int]] = {}
         self._opened: dict[tuple[str, str], int] = {}
 
+    def declare_streams(self, pairs: Iterable[tuple[str, str]]) -> None:
+        """Create the quality series of each configured ``(stream, detector)`` at 0.
+
+        Panels then show 0, not "no data", before the first alert or verdict.
+        """
+        for stream, detector in pairs:
+            self.alerts_opened.labels(stream, detector)
+            self.suppressed.labels(stream, detector)
+            for verdict in ("true_positive", "false_positive", "missed"):
+                self.feedback.labels(stream, detector, verdict)
+
     def alert_opened(self, stream: str, detector: str) -> None:
         """Count an opened alert (the denominator of the labelled share)."""
         self.alerts_opened.labels(stream, detector).inc()
