@@ -100,12 +100,23 @@ def build_worker(settings: config.Settings, specs: DetectorSpecs, metrics: Metri
         log=log,
     )
     scorer = Scorer(specs, registry)
+    feedback = None
+    if settings.topics.feedback:
+        reader = clients.reader(settings, logger=kafka_log)
+        feedback = FeedbackIntake(
+            scorer,
+            metrics,
+            settings.worker.max_message_bytes,
+            log,
+            reader=reader,
+            topic=settings.topics.feedback,
+        )
     return Worker(
         consumer=consumer,
         sink=sink,
         checkpoint=checkpoint,
         scorer=scorer,
-        feedback=FeedbackIntake(scorer, metrics, settings.worker.max_message_bytes, log),
+        feedback=feedback,
         metrics=metrics,
         topics=settings.topics,
         cfg=settings.worker,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import orjson
 import pytest
+from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 from prometheus_client import CollectorRegistry
 
 from anomstream.config import TopicSettings, WorkerSettings
@@ -31,14 +32,34 @@ def _verdict(verdict: str, alert_id: str) -> bytes:
     return orjson.dumps(doc)
 
 
+class _Reader:
+    """A group-less consumer of the feedback topic: assignment by hand, batches from a queue."""
+
+    def __init__(self, queue: list[FakeMessage]) -> None:
+        self.queue, self.assigned = queue, list[tuple[str, int, int]]()
+
+    def incremental_assign(self, partitions: list[TopicPartition]) -> None:
+        self.assigned += [(tp.topic, tp.partition, tp.offset) for tp in partitions]
+
+    def incremental_unassign(self, partitions: list[TopicPartition]) -> None:
+        gone = {(tp.topic, tp.partition) for tp in partitions}
+        self.assigned = [a for a in self.assigned if a[:2] not in gone]
+
+    def consume(self, num_messages: int, timeout: float) -> list[FakeMessage]:
+        batch, self.queue = self.queue[:num_messages], self.queue[num_messages:]
+        return batch
+
+
 def test_feedback_records_change_the_key_and_commit_with_events() -> None:
     """Verdicts move the key's threshold and precision; a bad one is dead-lettered; both offsets commit."""
     consumer, producer = FakeConsumer("in", [_event(i) for i in range(5)]), FakeProducer()
-    consumer.queue += [
-        FakeMessage("fb", 0, 0, _verdict("false_positive", "a1")),
-        FakeMessage("fb", 0, 1, _verdict("true_positive", "a2")),
-        FakeMessage("fb", 0, 2, b'{"entity_id": "e", "verdict": "false_positive"}'),
-    ]
+    reader = _Reader(
+        [
+            FakeMessage("fb", 0, 0, _verdict("false_positive", "a1")),
+            FakeMessage("fb", 0, 1, _verdict("true_positive", "a2")),
+            FakeMessage("fb", 0, 2, b'{"entity_id": "e", "verdict": "false_positive"}'),
+        ]
+    )
     sink = Sink(producer, exactly_once=False, flush_timeout_s=1)
     registry, metrics, log = Registry(1000, 3600), Metrics(CollectorRegistry()), logs.get("test")
     scorer = Scorer(DetectorSpecs(), registry)
@@ -46,12 +67,14 @@ def test_feedback_records_change_the_key_and_commit_with_events() -> None:
         consumer=consumer, sink=sink, registry=registry, snapshots=None,
         policy=CommitPolicy(), metrics=metrics, log=log,
     )  # fmt: skip
+    intake = FeedbackIntake(scorer, metrics, 10_000, log, reader=reader, topic="fb")
     worker = Worker(
         consumer=consumer, sink=sink, checkpoint=checkpoint, scorer=scorer, metrics=metrics, topics=TOPICS,
-        cfg=WorkerSettings(batch_size=100), log=log, feedback=FeedbackIntake(scorer, metrics, 10_000, log),
+        cfg=WorkerSettings(batch_size=100), log=log, feedback=intake,
     )  # fmt: skip
-    consumer.subscribe(["in", "fb"], on_assign=worker._on_assign)
+    consumer.subscribe(["in"], on_assign=worker._on_assign)
     worker.poll_once()
+    assert reader.assigned == [("fb", 0, OFFSET_BEGINNING)], "follows the owned partition from the start"
     worker.commit()
     # base 0.4 (risk 1e-4); FP at 0.8 lifts the floor to 0.82, the later TP at 0.8 keeps it under 0.8
     assert scorer.threshold_of("default", "e") == pytest.approx(0.78)

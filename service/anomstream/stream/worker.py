@@ -64,6 +64,7 @@ class Worker:
         self.metrics, self.topics, self.cfg, self.log = metrics, topics, cfg, log
         self.checkpoint, self.store = checkpoint, store
         self.feedback = feedback if topics.feedback else None  # verdicts from the co-partitioned topic
+        self._follow: set[int] = set()  # newly owned partitions whose feedback to start reading
         self.clock = clock
         policy = DeadLetterPolicy(cfg.dlq_max_ratio, cfg.dlq_window, cfg.dlq_max_consecutive)
         self.brake = DeadLetterBrake(policy)
@@ -83,9 +84,8 @@ class Worker:
     def run(self) -> None:
         """Subscribe and process until ``stop()``; a final commit precedes the consumer's close."""
         self.sink.start()
-        inputs = [self.topics.events] + ([self.topics.feedback] if self.feedback is not None else [])
         self.consumer.subscribe(
-            inputs, on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
+            [self.topics.events], on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
         )
         try:
             while not self._stopping:
@@ -93,6 +93,8 @@ class Worker:
             self.commit()
         finally:
             self.consumer.close()  # triggers on_revoke, which commits whatever is still pending
+            if self.feedback is not None:
+                self.feedback.close()
             self.sink.close()
 
     def poll_once(self) -> None:
@@ -106,6 +108,11 @@ class Worker:
             raise self._fatal
         if self.restoring:
             self._restore()  # before any record of a new partition is scored
+        if self._follow and self.feedback is not None:
+            self.feedback.follow(self.consumer, self._follow)  # after its keys' state is restored
+            self._follow = set()
+        if self.feedback is not None:
+            messages = [*messages, *self.feedback.poll(self.cfg.batch_size)]
         self.heartbeat = self.clock()
         self.metrics.heartbeat.set_to_current_time()
         for msg in messages:
@@ -229,6 +236,7 @@ class Worker:
     def _on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         self.metrics.rebalances.labels("assign").inc()
         self.assigned |= {tp.partition for tp in partitions}
+        self._follow |= {tp.partition for tp in partitions}
         self.metrics.assigned.set(len(self.assigned))
         if self.store is not None:
             self.restoring.extend(partitions)  # restored in the loop, never inside the callback
@@ -268,5 +276,8 @@ class Worker:
         for topic in inputs:
             self.checkpoint.release(parts, topic)
         self.restoring = [tp for tp in self.restoring if tp.partition not in parts]
+        self._follow -= parts
+        if self.feedback is not None:
+            self.feedback.drop(parts)
         self.assigned -= parts
         self.metrics.assigned.set(len(self.assigned))
