@@ -11,6 +11,7 @@ from anomstream.config import TopicSettings, WorkerSettings
 from anomstream.detect.scorer import Scorer
 from anomstream.detect.spec import DetectorSpecs
 from anomstream.detect.store import Registry
+from anomstream.errors import BrokerError
 from anomstream.ops import logs
 from anomstream.ops.metrics import Metrics
 from anomstream.stream.checkpoint import Checkpoint, CommitPolicy
@@ -87,3 +88,23 @@ def test_feedback_records_change_the_key_and_commit_with_events() -> None:
         "anomstream_feedback_total", {**labels, "verdict": "false_positive"}
     )
     assert fp == 1.0
+
+
+def test_reader_errors_stay_in_the_intake() -> None:
+    """The reader's group-lookup refusal is expected; other errors are logged; only records come out."""
+    from confluent_kafka import KafkaError
+
+    record = FakeMessage("fb", 0, 0, _verdict("true_positive", "a1"))
+    refused = FakeMessage("fb", 0, -1, None, _error=KafkaError(KafkaError.GROUP_AUTHORIZATION_FAILED))
+    eof = FakeMessage("fb", 0, -1, None, _error=KafkaError(KafkaError._PARTITION_EOF))
+    reader = _Reader([refused, record, eof])
+    intake = FeedbackIntake(
+        Scorer(DetectorSpecs(), Registry(10, 60)), Metrics(CollectorRegistry()), 10_000, logs.get("t"),
+        reader=reader, topic="fb",
+    )  # fmt: skip
+    intake.follow(FakeConsumer("in", []), {0})
+    assert intake.poll(10) == [record]
+    fatal = FakeMessage("fb", 0, -1, None, _error=KafkaError(KafkaError._FATAL, fatal=True))
+    reader.queue = [fatal]
+    with pytest.raises(BrokerError, match="fatal feedback reader error"):
+        intake.poll(10)

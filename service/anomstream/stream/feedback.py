@@ -12,12 +12,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition
 
 from anomstream.detect.scorer import Scorer
+from anomstream.errors import BrokerError
 from anomstream.ops.metrics import Metrics
 from anomstream.wire.codec import Rejection, decode_feedback
 from anomstream.wire.records import Source
+
+# The reader never joins its group (librdkafka only insists on a group.id): its coordinator lookup may be
+# refused by an authoriser, and end-of-partition is no news.
+_EXPECTED = frozenset({KafkaError._PARTITION_EOF, KafkaError.GROUP_AUTHORIZATION_FAILED})
 
 
 class FeedbackIntake:
@@ -72,10 +77,19 @@ class FeedbackIntake:
         self.following -= set(gone)
 
     def poll(self, limit: int) -> list[Any]:
-        """Feedback records already fetched (never waits: events set the loop's pace)."""
+        """Feedback records already fetched (never waits: events set the loop's pace); errors stay here."""
         if not self.following or self.reader is None:
             return []
-        return list(self.reader.consume(limit, 0))
+        records = []
+        for msg in self.reader.consume(limit, 0):
+            err = msg.error()
+            if err is None:
+                records.append(msg)
+            elif err.fatal():
+                raise BrokerError(f"fatal feedback reader error: {err.str()}")
+            elif err.code() not in _EXPECTED:
+                self.log.warning("feedback_reader_error", error=err.str())
+        return records
 
     def close(self) -> None:
         """Close the reader (it commits nothing; the worker's group consumer does)."""
