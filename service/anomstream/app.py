@@ -102,15 +102,8 @@ def build_worker(settings: config.Settings, specs: DetectorSpecs, metrics: Metri
     scorer = Scorer(specs, registry)
     feedback = None
     if settings.topics.feedback:
-        reader = clients.reader(settings, logger=kafka_log)
-        feedback = FeedbackIntake(
-            scorer,
-            metrics,
-            settings.worker.max_message_bytes,
-            log,
-            reader=reader,
-            topic=settings.topics.feedback,
-        )
+        reader, limit = clients.reader(settings, logger=kafka_log), settings.worker.max_message_bytes
+        feedback = FeedbackIntake(scorer, metrics, limit, log, reader=reader, topic=settings.topics.feedback)
     return Worker(
         consumer=consumer,
         sink=sink,
@@ -130,9 +123,8 @@ def build_ui(settings: config.Settings, port: int | None = None) -> UiServer:
     log = logs.get("ui")
     ui = settings.ui
     book = AlertBook(ui.max_alerts, ui.series_points)
-    group = f"anomstream-ui-{uuid.uuid4().hex[:8]}"  # a throwaway group: the explorer never commits
-    reader = clients.consumer(settings, logger=logs.kafka_logger(), group_id=group, offset_reset="earliest")
     topics = settings.topics
+    reader = _throwaway(settings, "ui", "earliest")
     feed = Feed(
         reader, book, {"alerts": topics.alerts, "scores": topics.scores, "feedback": topics.feedback}, log
     )
@@ -147,14 +139,7 @@ def build_ui(settings: config.Settings, port: int | None = None) -> UiServer:
 def run_ui(settings: config.Settings, port: int | None = None) -> int:
     """``anomstream ui``: serve the explorer until SIGINT / SIGTERM."""
     preflight.connect(settings, logs.get("admin"))  # unreachable / refused: one line and exit 4 / 5
-    server = build_ui(settings, port)
-    log = logs.get("ui")
-    if not settings.topics.scores:
-        log.warning("ui_without_scores", why="ANOMSTREAM_TOPICS__SCORES is empty: alert pages show no series")
-    host = settings.ui.host if settings.ui.host not in ("0.0.0.0", "::") else "127.0.0.1"
-    print(f"anomstream explorer on http://{host}:{settings.ui.port if port is None else port}/", flush=True)
-    log.info("ui_started", feedback=server.explorer.writable, alerts=settings.topics.alerts)
-    server.serve()
+    build_ui(settings, port).serve(announce=True)
     return 0
 
 
@@ -305,11 +290,7 @@ def _helpers(
     if opts.demo and opts.demo_feedback > 0 and settings.topics.feedback:
         threads.append(_thread(lambda: _demo_labeller(opts, settings, stopped), "demo-feedback"))
     if opts.print_alerts:
-        # A throwaway group reading from "now": printing must never move the workers' offsets.
-        group = f"anomstream-printer-{uuid.uuid4().hex[:8]}"
-        consumer = clients.consumer(
-            settings, logger=logs.kafka_logger(), group_id=group, offset_reset="latest"
-        )
+        consumer = _throwaway(settings, "printer", "latest")  # from "now"
         consumer.subscribe([settings.topics.alerts])
         summary = printer.Summary(metrics.totals, opts.summary_s) if metrics and opts.summary_s > 0 else None
         threads.append(
@@ -319,11 +300,16 @@ def _helpers(
 
 
 def _demo_labeller(opts: RunOptions, settings: config.Settings, stopped: threading.Event) -> None:
-    group = f"anomstream-demo-feedback-{uuid.uuid4().hex[:8]}"  # throwaway: it never moves offsets
-    consumer = clients.consumer(settings, logger=logs.kafka_logger(), group_id=group, offset_reset="latest")
+    consumer = _throwaway(settings, "demo-feedback", "latest")
     consumer.subscribe([settings.topics.alerts])
     publisher = Publisher(clients.producer(settings, logger=logs.kafka_logger()), settings.topics.feedback)
     demo.label_alerts(
         consumer, lambda alert, verdict: publisher.verdict(alert, verdict, who="demo"), opts.demo_feedback,
         stopped.is_set,
     )  # fmt: skip
+
+
+def _throwaway(settings: config.Settings, purpose: str, offset_reset: str) -> Any:
+    """A consumer in a group of its own: readers beside the workers must never move their offsets."""
+    group = f"anomstream-{purpose}-{uuid.uuid4().hex[:8]}"
+    return clients.consumer(settings, logger=logs.kafka_logger(), group_id=group, offset_reset=offset_reset)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import orjson
 import pytest
-from confluent_kafka import OFFSET_BEGINNING, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition
 from prometheus_client import CollectorRegistry
 
 from anomstream.config import TopicSettings, WorkerSettings
@@ -92,8 +92,6 @@ def test_feedback_records_change_the_key_and_commit_with_events() -> None:
 
 def test_reader_errors_stay_in_the_intake() -> None:
     """The reader's group-lookup refusal is expected; other errors are logged; only records come out."""
-    from confluent_kafka import KafkaError
-
     record = FakeMessage("fb", 0, 0, _verdict("true_positive", "a1"))
     refused = FakeMessage("fb", 0, -1, None, _error=KafkaError(KafkaError.GROUP_AUTHORIZATION_FAILED))
     eof = FakeMessage("fb", 0, -1, None, _error=KafkaError(KafkaError._PARTITION_EOF))

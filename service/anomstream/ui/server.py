@@ -209,8 +209,18 @@ class UiServer:
         """The port it listens on (the real one when asked for port 0)."""
         return int(self.server.servers[0].sockets[0].getsockname()[1])
 
-    def serve(self) -> None:
-        """Serve until SIGINT / SIGTERM (uvicorn handles both), then stop the feed."""
+    def serve(self, *, announce: bool = False) -> None:
+        """Serve until SIGINT / SIGTERM (uvicorn handles both), then stop the feed.
+
+        ``announce`` prints the URL on stdout (``make run`` shows it) and logs what is served.
+        """
+        if announce:
+            cfg = self.server.config
+            host = "127.0.0.1" if cfg.host in ("0.0.0.0", "::") else cfg.host
+            print(f"anomstream explorer on http://{host}:{cfg.port}/", flush=True)
+            self.explorer.log.info(
+                "ui_started", feedback=self.explorer.writable, host=cfg.host, port=cfg.port
+            )
         self.feed.start()
         try:
             self.server.run()
