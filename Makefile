@@ -8,6 +8,7 @@ KAFKA_VERSION ?= 4.3.1
 KAFKA_DATA ?= .kafka
 KAFKA_PORT ?= 9092
 KAFKA_CONTROLLER_PORT ?= 9093
+UI_PORT ?= 8080
 KAFKA := $(PY) deploy/kafka/kafka_local.py --data-dir $(KAFKA_DATA) --port $(KAFKA_PORT) \
 	--controller-port $(KAFKA_CONTROLLER_PORT) --version $(KAFKA_VERSION)
 PYTEST_ARGS ?=
@@ -24,20 +25,12 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-## Run the service on the embedded default: local Kafka (unless KAFKA_BOOTSTRAP_SERVERS is set),
-## topics, detection worker, demo producer; alerts printed as they arrive; Ctrl-C stops it all.
+## Run the service on the embedded default: local Kafka (unless KAFKA_BOOTSTRAP_SERVERS is set), topics,
+## detection worker, demo producer and the explorer (http://127.0.0.1:$(UI_PORT)/); alerts and a periodic
+## summary on the terminal, the full log in $(KAFKA_DATA)/anomstream.log; Ctrl-C or SIGTERM stops it all.
 run: venv
-	@if [ -z "$$KAFKA_BOOTSTRAP_SERVERS" ]; then \
-		$(KAFKA) up || exit 1; \
-		trap '$(KAFKA) down' EXIT; \
-		export KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$(KAFKA_PORT); \
-	fi; \
-	if [ -z "$$ANOMSTREAM_STATE__HMAC_KEY$$ANOMSTREAM_STATE__HMAC_KEY_FILE" ]; then \
-		mkdir -p $(KAFKA_DATA); \
-		test -s $(KAFKA_DATA)/state-hmac.key || (umask 077; $(PY) -c 'import secrets; print(secrets.token_hex(32))' > $(KAFKA_DATA)/state-hmac.key); \
-		export ANOMSTREAM_STATE__HMAC_KEY_FILE=$(KAFKA_DATA)/state-hmac.key; \
-	fi; \
-	$(VENV)/bin/anomstream run --demo --print-alerts
+	@VENV=$(VENV) KAFKA_DATA=$(KAFKA_DATA) KAFKA_PORT=$(KAFKA_PORT) UI_PORT=$(UI_PORT) \
+		deploy/run-local.sh $(KAFKA)
 
 ## The whole suite (unit + integration) against a real broker started by the test fixture.
 test: venv test-deps

@@ -1,4 +1,4 @@
-"""The composition root: the one place that wires parts together (the worker and the run command).
+"""The composition root: the one place that wires parts together (the worker, the run command, the explorer).
 
 The CLI, the integration tests and the load test build every worker through ``build_worker``.
 """
@@ -25,9 +25,13 @@ from anomstream.ops.metrics import Metrics
 from anomstream.ops.supervisor import Supervisor
 from anomstream.stream import clients, preflight
 from anomstream.stream.checkpoint import Checkpoint, CommitPolicy
+from anomstream.stream.feedback import FeedbackIntake
 from anomstream.stream.producer import Sink
 from anomstream.stream.snapshot import Snapshots
 from anomstream.stream.worker import Worker
+from anomstream.ui.book import AlertBook
+from anomstream.ui.feed import Feed, Publisher
+from anomstream.ui.server import Explorer, UiServer
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -38,6 +42,8 @@ class RunOptions:
     demo_rate: float = 40.0
     print_alerts: bool = False
     workers: int = 1
+    summary_s: float = 30.0  # with print_alerts: a summary line this often (0: never)
+    demo_feedback: float = 0.0  # with demo: the share of opened alerts the demo labels itself
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -81,6 +87,7 @@ def build_worker(settings: config.Settings, specs: DetectorSpecs, metrics: Metri
             "snapshots_disabled",
             why="no ANOMSTREAM_STATE__HMAC_KEY or __HMAC_KEY_FILE set; model state will not survive restarts",
         )
+    metrics.declare_streams((name, spec.detector) for name, spec in specs.streams.items())
     consumer = clients.consumer(settings, logger=kafka_log, on_stats=metrics.on_stats)
     policy = CommitPolicy(settings.worker.commit_interval_s, settings.worker.commit_max_records)
     checkpoint = Checkpoint(
@@ -92,17 +99,48 @@ def build_worker(settings: config.Settings, specs: DetectorSpecs, metrics: Metri
         metrics=metrics,
         log=log,
     )
+    scorer = Scorer(specs, registry)
+    feedback = None
+    if settings.topics.feedback:
+        reader, limit = clients.reader(settings, logger=kafka_log), settings.worker.max_message_bytes
+        feedback = FeedbackIntake(scorer, metrics, limit, log, reader=reader, topic=settings.topics.feedback)
     return Worker(
         consumer=consumer,
         sink=sink,
         checkpoint=checkpoint,
-        scorer=Scorer(specs, registry),
+        scorer=scorer,
+        feedback=feedback,
         metrics=metrics,
         topics=settings.topics,
         cfg=settings.worker,
         log=log,
         store=store,
     )
+
+
+def build_ui(settings: config.Settings, port: int | None = None) -> UiServer:
+    """Wire the explorer: a feed of the alert, score and feedback topics, a publisher, the web app."""
+    log = logs.get("ui")
+    ui = settings.ui
+    book = AlertBook(ui.max_alerts, ui.series_points)
+    topics = settings.topics
+    reader = _throwaway(settings, "ui", "earliest")
+    feed = Feed(
+        reader, book, {"alerts": topics.alerts, "scores": topics.scores, "feedback": topics.feedback}, log
+    )
+    token = ui.token()
+    publisher = None
+    if token is not None and topics.feedback:
+        publisher = Publisher(clients.producer(settings, logger=logs.kafka_logger()), topics.feedback)
+    explorer = Explorer(book, publisher, token, log)
+    return UiServer(explorer, feed, ui.host, ui.port if port is None else port)
+
+
+def run_ui(settings: config.Settings, port: int | None = None) -> int:
+    """``anomstream ui``: serve the explorer until SIGINT / SIGTERM."""
+    preflight.connect(settings, logs.get("admin"))  # unreachable / refused: one line and exit 4 / 5
+    build_ui(settings, port).serve(announce=True)
+    return 0
 
 
 def create_topics(settings: config.Settings) -> list[str]:
@@ -141,7 +179,7 @@ def run_service(opts: RunOptions, settings: config.Settings, specs: DetectorSpec
     endpoint = Endpoint(
         metrics.registry, *_probes(worker, settings), settings.metrics.host, settings.metrics.port
     ).start()
-    helpers = _helpers(opts, settings, stopped)
+    helpers = _helpers(opts, settings, stopped, metrics)
     log.info(
         "worker_started",
         metrics_port=endpoint.port,
@@ -229,7 +267,9 @@ def _probes(worker: Worker, settings: config.Settings) -> tuple[Any, Any]:
     return live, ready
 
 
-def _helpers(opts: RunOptions, settings: config.Settings, stopped: threading.Event) -> list[Any]:
+def _helpers(
+    opts: RunOptions, settings: config.Settings, stopped: threading.Event, metrics: Metrics | None = None
+) -> list[Any]:
     threads = []
     if opts.demo:
         cfg = demo.DemoConfig(shift_prob=0.0005)
@@ -247,12 +287,29 @@ def _helpers(opts: RunOptions, settings: config.Settings, stopped: threading.Eve
                 "demo",
             )
         )
+    if opts.demo and opts.demo_feedback > 0 and settings.topics.feedback:
+        threads.append(_thread(lambda: _demo_labeller(opts, settings, stopped), "demo-feedback"))
     if opts.print_alerts:
-        # A throwaway group reading from "now": printing must never move the workers' offsets.
-        group = f"anomstream-printer-{uuid.uuid4().hex[:8]}"
-        consumer = clients.consumer(
-            settings, logger=logs.kafka_logger(), group_id=group, offset_reset="latest"
-        )
+        consumer = _throwaway(settings, "printer", "latest")  # from "now"
         consumer.subscribe([settings.topics.alerts])
-        threads.append(_thread(lambda: printer.print_alerts(consumer, sys.stdout, stopped.is_set), "printer"))
+        summary = printer.Summary(metrics.totals, opts.summary_s) if metrics and opts.summary_s > 0 else None
+        threads.append(
+            _thread(lambda: printer.print_alerts(consumer, sys.stdout, stopped.is_set, summary), "printer")
+        )
     return threads
+
+
+def _demo_labeller(opts: RunOptions, settings: config.Settings, stopped: threading.Event) -> None:
+    consumer = _throwaway(settings, "demo-feedback", "latest")
+    consumer.subscribe([settings.topics.alerts])
+    publisher = Publisher(clients.producer(settings, logger=logs.kafka_logger()), settings.topics.feedback)
+    demo.label_alerts(
+        consumer, lambda alert, verdict: publisher.verdict(alert, verdict, who="demo"), opts.demo_feedback,
+        stopped.is_set,
+    )  # fmt: skip
+
+
+def _throwaway(settings: config.Settings, purpose: str, offset_reset: str) -> Any:
+    """A consumer in a group of its own: readers beside the workers must never move their offsets."""
+    group = f"anomstream-{purpose}-{uuid.uuid4().hex[:8]}"
+    return clients.consumer(settings, logger=logs.kafka_logger(), group_id=group, offset_reset=offset_reset)

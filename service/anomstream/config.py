@@ -123,6 +123,9 @@ class TopicSettings(_Section):
     dlq: str = "anomstream.dlq"
     state: str = "anomstream.state"
     scores: str = Field(default="", description="per-event score stream; empty disables it")
+    feedback: str = Field(
+        default="anomstream.feedback", description="people's verdicts, co-partitioned; empty disables it"
+    )
     partitions: int = Field(default=6, ge=1)
     replication_factor: int = Field(default=1, ge=1)
 
@@ -144,6 +147,9 @@ class WorkerSettings(_Section):
     max_keys: int = Field(default=100_000, ge=1)
     key_ttl_s: float = Field(default=24 * 3600, gt=0)
     shutdown_timeout_s: float = Field(default=10.0, gt=0)
+    score_bands: bool = Field(
+        default=False, description="score records carry each event's expected band (the explorer plots it)"
+    )
 
 
 class MetricsSettings(_Section):
@@ -182,6 +188,39 @@ class StateSettings(_Section):
         return key or None
 
 
+class UiSettings(_Section):
+    """The explorer (``anomstream ui``): where it listens, what it keeps, who may send feedback.
+
+    Feedback needs the token from ``ANOMSTREAM_UI__FEEDBACK_TOKEN`` or a mounted file
+    (``__FEEDBACK_TOKEN_FILE``); without one the explorer is read-only.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    feedback_token: SecretStr | None = None
+    feedback_token_file: Path | None = None
+    max_alerts: int = Field(default=10_000, ge=10, description="alerts kept in memory, newest first")
+    series_points: int = Field(default=2_000, ge=10, description="score records kept per entity")
+
+    @model_validator(mode="after")
+    def _one_token_source(self) -> UiSettings:
+        if self.feedback_token is not None and self.feedback_token_file is not None:
+            raise ValueError("set feedback_token or feedback_token_file, not both")
+        if self.feedback_token_file is not None and not self.feedback_token_file.is_file():
+            raise ValueError(f"feedback_token_file {self.feedback_token_file} is not a readable file")
+        return self
+
+    def token(self) -> bytes | None:
+        """The feedback token's bytes, or None when the explorer is read-only."""
+        if self.feedback_token is not None:
+            raw = self.feedback_token.get_secret_value().encode()
+        elif self.feedback_token_file is not None:
+            raw = self.feedback_token_file.read_bytes().strip()
+        else:
+            return None
+        return raw or None
+
+
 class Settings(BaseSettings):
     """Every runtime setting; environment names follow the tree (``ANOMSTREAM_KAFKA__GROUP_ID``).
 
@@ -201,6 +240,7 @@ class Settings(BaseSettings):
     worker: WorkerSettings = WorkerSettings()
     metrics: MetricsSettings = MetricsSettings()
     state: StateSettings = StateSettings()
+    ui: UiSettings = UiSettings()
     processing_guarantee: Literal["at_least_once", "exactly_once"] = "at_least_once"
     detectors_file: Path | None = None
     log_format: Literal["auto", "json", "console"] = "auto"

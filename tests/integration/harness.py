@@ -70,6 +70,7 @@ def settings_for(bootstrap: str, partitions: int = 3, **sections: dict[str, Any]
             "dlq": unique("dlq"),
             "state": unique("state"),
             "scores": unique("scores"),
+            "feedback": unique("feedback"),
             "partitions": partitions,
         },
         "worker": {"commit_interval_s": 0.5, "poll_timeout_s": 0.2},

@@ -47,6 +47,7 @@ def worker_settings(broker: SecureBroker, user: str = "worker", **sections: Any)
             "dlq": unique("dlq"),
             "state": unique("state"),
             "scores": unique("scores"),
+            "feedback": unique("feedback"),
             "partitions": 2,
         },
         "worker": {"commit_interval_s": 0.5, "poll_timeout_s": 0.2},

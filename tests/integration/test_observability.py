@@ -1,8 +1,8 @@
 """The dashboard answers from live data: a real worker under demo load, scraped by a real Prometheus.
 
-One worker process (``anomstream run --demo --demo-rate 200``) runs on the session broker; the session
-Prometheus scrapes it every second with our recording and alerting rules loaded. Every PromQL query of
-the Grafana dashboard must then return data through Prometheus's HTTP API.
+One worker process (``anomstream run --demo --demo-rate 200 --demo-feedback 1``) runs on the session
+broker; the session Prometheus scrapes it every second with our recording and alerting rules loaded.
+Every PromQL query of the Grafana dashboard must then return data through Prometheus's HTTP API.
 """
 
 from __future__ import annotations
@@ -79,7 +79,8 @@ def stack(
     log = tmp_path_factory.mktemp("observability") / "worker.log"
     # Scrape from before the worker listens, so its first restores and rebalances are seen as increases.
     prometheus_server.scrape([f"127.0.0.1:{port}"])
-    worker = start_process(env, log, "run", "--demo", "--demo-rate", "200")
+    # --demo-feedback: the demo labels its alerts, so the detection-quality panels have data too
+    worker = start_process(env, log, "run", "--demo", "--demo-rate", "200", "--demo-feedback", "1")
     try:
         yield Stack(prometheus_server, worker, f"http://127.0.0.1:{port}", log)
     finally:

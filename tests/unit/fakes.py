@@ -72,6 +72,10 @@ class FakeConsumer:
     def close(self) -> None:
         self.closed = True
 
+    def committed(self, tps: list[TopicPartition], timeout: float) -> list[TopicPartition]:
+        """Nothing committed before the test: every partition answers -1001 (invalid)."""
+        return [TopicPartition(tp.topic, tp.partition, -1001) for tp in tps]
+
     def pause(self, partitions: list[TopicPartition]) -> None:
         self.log.append("pause")
 

@@ -203,3 +203,17 @@ def test_promql_check_rejects_broken_queries(tmp_path: Path, bad: str) -> None:
         [promtool, "check", "rules", str(rules)], capture_output=True, text=True, check=False, timeout=60
     )
     assert result.returncode != 0
+
+
+def test_detection_quality_panels_query_the_feedback_metrics() -> None:
+    """Precision, alert volume, labelled share and re-ranker suppressions each have a panel on its metric."""
+    wanted = {
+        "Precision from feedback": "anomstream_feedback_total",
+        "Alert volume by stream": "anomstream_alerts_opened_total",
+        "Share of alerts labelled": "anomstream_alerts_opened_total",
+        "Re-ranker suppressions (1h)": "anomstream_rerank_suppressed_total",
+    }
+    panels = {panel["title"]: panel for panel in dashboard_panels()}
+    for title, metric in wanted.items():
+        assert title in panels, f"no {title!r} panel"
+        assert any(metric in metric_names(t["expr"]) for t in panels[title]["targets"]), title

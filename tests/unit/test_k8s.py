@@ -7,16 +7,22 @@ from typing import Any
 
 import yaml
 
-from anomstream.config import MetricsSettings, Settings
+from anomstream.config import MetricsSettings, Settings, UiSettings
 
 K8S = Path(__file__).resolve().parents[2] / "deploy" / "k8s"
 
 
+def _all() -> list[dict[str, Any]]:
+    return [doc for path in sorted(K8S.glob("*.yaml")) for doc in yaml.safe_load_all(path.read_text())]
+
+
 def _docs() -> dict[str, dict[str, Any]]:
+    """One document per kind; the worker's for kinds the explorer has too (Deployment, Service)."""
     docs: dict[str, dict[str, Any]] = {}
-    for path in sorted(K8S.glob("*.yaml")):
-        for doc in yaml.safe_load_all(path.read_text()):
-            docs[doc["kind"]] = doc
+    for doc in _all():
+        if doc.get("metadata", {}).get("name", "").endswith("-explorer"):
+            continue
+        docs[doc["kind"]] = doc
     return docs
 
 
@@ -51,3 +57,22 @@ def test_keda_scales_the_worker_deployment_on_its_group_lag() -> None:
     assert trigger["type"] == "kafka"
     assert trigger["metadata"]["consumerGroup"] == docs["ConfigMap"]["data"]["ANOMSTREAM_KAFKA__GROUP_ID"]
     assert trigger["metadata"]["topic"] == docs["ConfigMap"]["data"]["ANOMSTREAM_TOPICS__EVENTS"]
+
+
+def test_explorer_serves_ui_with_a_mounted_token_and_a_service() -> None:
+    """The explorer runs `ui` on a port its Service and probes name, reads its token from a mounted secret."""
+    docs = {(d["kind"], d.get("metadata", {}).get("name", "")): d for d in _all()}
+    deploy = docs["Deployment", "anomstream-explorer"]
+    container = deploy["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert container["args"] == ["ui"]
+    assert container["ports"][0]["containerPort"] == int(env["ANOMSTREAM_UI__PORT"]) == UiSettings().port
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    mounts = {m["mountPath"] for m in container["volumeMounts"]}
+    assert any(env["ANOMSTREAM_UI__FEEDBACK_TOKEN_FILE"].startswith(m) for m in mounts)
+    service = docs["Service", "anomstream-explorer"]
+    assert service["spec"]["selector"] == deploy["spec"]["selector"]["matchLabels"]
+    assert "explorer.yaml" in (K8S / "kustomization.yaml").read_text()
+    data = _docs()["ConfigMap"]["data"]
+    assert data["ANOMSTREAM_TOPICS__SCORES"], "the explorer plots the score topic"
+    assert data["ANOMSTREAM_TOPICS__FEEDBACK"]

@@ -52,6 +52,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         if args.from_kafka:
             app.check_broker(settings)  # unreachable / refused: one line and exit 4 / 5, not a traceback
         return replay.run(replay_options(args), specs, settings)
+    if args.command == "ui":
+        return app.run_ui(settings, args.port)
     if args.command == "evaluate":
         return evaluate.run(evaluate_options(args), specs)
     return app.run_service(run_options(args), settings, specs)

@@ -23,7 +23,16 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the detection worker")
     run.add_argument("--demo", action="store_true", help="also run the demo producer")
     run.add_argument("--demo-rate", type=float, default=40.0, help="demo events per second")
+    run.add_argument(
+        "--demo-feedback", type=float, default=0.0, help="with --demo: share of alerts the demo labels itself"
+    )
     run.add_argument("--print-alerts", action="store_true", help="print alerts as they arrive")
+    run.add_argument(
+        "--summary-every",
+        type=float,
+        default=30.0,
+        help="with --print-alerts: a summary line every N s (0: off)",
+    )
     run.add_argument("--workers", type=int, default=1, help="worker processes in this group (one per core)")
     run.add_argument("--metrics-port", type=int, default=None, help="overrides ANOMSTREAM_METRICS__PORT")
     dem = sub.add_parser("demo", help="produce a labelled demo stream with injected anomalies")
@@ -33,6 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     dem.add_argument("--spike-prob", type=float, default=0.004)
     dem.add_argument("--shift-prob", type=float, default=0.0005)
     dem.add_argument("--seed", type=int, default=7)
+    ui = sub.add_parser("ui", help="serve the anomaly explorer (alerts, series, feedback)")
+    ui.add_argument("--port", type=int, default=None, help="listen port (default ANOMSTREAM_UI__PORT, 8080)")
     sub.add_parser("create-topics", help="create the topics anomstream needs")
     sub.add_parser("show-config", help="print the effective configuration, secrets masked")
     _add_replay(sub)
@@ -106,7 +117,9 @@ def _choice(args: argparse.Namespace) -> SpecChoice:
 
 def run_options(args: argparse.Namespace) -> RunOptions:
     """Typed options of ``anomstream run``."""
-    return RunOptions(args.demo, args.demo_rate, args.print_alerts, args.workers)
+    return RunOptions(
+        args.demo, args.demo_rate, args.print_alerts, args.workers, args.summary_every, args.demo_feedback
+    )
 
 
 def demo_options(args: argparse.Namespace) -> DemoOptions:

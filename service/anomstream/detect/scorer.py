@@ -13,11 +13,13 @@ import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
+from anomstream.detect import reranker
+from anomstream.detect.feedback import Applied
 from anomstream.detect.judge import Judged
 from anomstream.detect.spec import DetectorSpecs, StreamSpec
 from anomstream.detect.store import KeyState, Registry
 from anomstream.detect.thresholds import severity
-from anomstream.wire.records import Alert, Event, ScoreRecord, Source, Status
+from anomstream.wire.records import Alert, Event, Expected, Feedback, ScoreRecord, Source, Status
 
 _ALERT_NS = uuid.UUID("6f1c3a52-8d4e-4b8a-9a57-2f0e5d7c1b90")
 
@@ -46,6 +48,7 @@ class Outcome:
     decision: Decision
     alert: Alert | None = None
     probability: float | None = None  # calibrated tail probability (``risk`` thresholds only)
+    suppressed: Alert | None = None  # held back by the feedback re-ranker (counted and recorded, not lost)
 
     @property
     def anomalous(self) -> bool:
@@ -84,7 +87,28 @@ class Scorer:
     def key_summary(self, limit: int) -> Iterator[tuple[float, bool]]:
         """``(current threshold, past warm-up)`` of up to ``limit`` most recently used keys."""
         for (stream, _), state in itertools.islice(self.registry.recent(), limit):
-            yield state.threshold.current(), state.n_seen >= self.specs.for_stream(stream).warmup
+            bar = state.feedback.bar(state.threshold.current())
+            yield bar, state.n_seen >= self.specs.for_stream(stream).warmup
+
+    def apply_feedback(self, feedback: Feedback, partition: int) -> Applied:
+        """Apply a person's verdict to its key (the key's state lives with ``partition``)."""
+        spec = self.specs.for_stream(feedback.stream)
+        state = self.registry.get((feedback.stream, feedback.entity_id), spec, partition)
+        return state.feedback.apply(feedback, spec.feedback, state.threshold.current())
+
+    def bands(self, event: Event) -> dict[str, Expected]:
+        """The band the key's model would judge ``event`` against now (before scoring it), per feature."""
+        spec = self.specs.for_stream(event.stream)
+        state = self.registry.peek((event.stream, event.entity_id))
+        if state is None or state.n_seen == 0 or state.digest != spec.digest():
+            return {}
+        x = features(event, spec)
+        return dict(state.detector.explain_one(x, event.timestamp.timestamp()).expected) if x else {}
+
+    def threshold_of(self, stream: str, entity: str) -> float | None:
+        """The key's current threshold after feedback (None for a key with no state here)."""
+        state = self.registry.peek((stream, entity))
+        return None if state is None else state.feedback.bar(state.threshold.current())
 
     def process(self, event: Event, source: Source) -> Outcome:
         """Score one event for its key and return the decision (and the alert to publish, if any)."""
@@ -92,26 +116,28 @@ class Scorer:
         x = features(event, spec)
         state = self.registry.get((event.stream, event.entity_id), spec, source.partition)
         state.offset = source.offset
+        base = state.threshold.current()
         if not x:
             decision = Decision.WARMING if state.n_seen < spec.warmup else Decision.NORMAL
-            return Outcome(0.0, state.threshold.current(), decision)
+            return Outcome(0.0, state.feedback.bar(base), decision)
         t = event.timestamp.timestamp()
         judged = state.judge.peek(state.detector, x, t) if state.judge is not None else None
         score = judged.score if judged is not None else state.detector.score_one(x, t)
         if not math.isfinite(score):  # a poisoned model (e.g. overflowed statistics) must not crash us
             score = 1.0
-        p = _Point(event, source, spec, state, x, t, score, state.threshold.current(), self.now, judged)
+        p = _Point(event, source, spec, state, x, t, score, state.feedback.bar(base), self.now, judged)
         if state.judge is not None and judged is not None:
             state.judge.settle(judged)  # the alarm envelope moves with every point, learned or not
         if state.n_seen < spec.warmup:
             _learn(state, x, t)  # the calibrators start once the detector itself is warm
             return Outcome(p.score, p.threshold, Decision.WARMING, probability=p.probability)
         if p.score <= p.threshold:
-            state.threshold.observe(p.score)
+            if p.score <= base:  # a score only feedback's floor held back must not lift the quantile
+                state.threshold.observe(p.score)
             state.recent.clear()
-            alert = _alert(p, state.lifecycle.on_normal(spec.lifecycle))
+            alert, held = _emit(p, state.lifecycle.on_normal(spec.lifecycle))
             _learn(state, x, t, judged)
-            return Outcome(p.score, p.threshold, Decision.NORMAL, alert, p.probability)
+            return Outcome(p.score, p.threshold, Decision.NORMAL, alert, p.probability, held)
         return _anomalous(p)
 
 
@@ -139,13 +165,13 @@ class _Point:
 def _anomalous(p: _Point) -> Outcome:
     state, life = p.state, p.spec.lifecycle
     status = state.lifecycle.on_anomaly(p.t, p.score, life)
-    alert = _alert(p, status)
+    alert, held = _emit(p, status)
     if not life.protect:
         _learn(state, p.x, p.t, p.judged)
-        return Outcome(p.score, p.threshold, Decision.ANOMALOUS, alert, p.probability)
+        return Outcome(p.score, p.threshold, Decision.ANOMALOUS, alert, p.probability, held)
     state.recent.append((p.x, p.t))
     if state.lifecycle.anomaly_run < life.adapt_after:
-        return Outcome(p.score, p.threshold, Decision.ANOMALOUS, alert, p.probability)
+        return Outcome(p.score, p.threshold, Decision.ANOMALOUS, alert, p.probability, held)
     # Sustained shift: 1. rebuild the model from the run, 2. close the alert, 3. warm up again
     # for whatever of the warm-up the run did not cover.
     state.detector = state.detector.clone()
@@ -153,8 +179,24 @@ def _anomalous(p: _Point) -> Outcome:
     for point, when in state.recent:
         _learn(state, point, when)
     state.recent.clear()
-    alert = _alert(p, state.lifecycle.resolve()) or alert
-    return Outcome(p.score, p.threshold, Decision.ADAPTED, alert, p.probability)
+    closed, closed_held = _emit(p, state.lifecycle.resolve())
+    return Outcome(
+        p.score, p.threshold, Decision.ADAPTED, closed or alert, p.probability, closed_held or held
+    )
+
+
+def _emit(p: _Point, status: Status | None) -> tuple[Alert | None, Alert | None]:
+    """The alert to publish, and the one the re-ranker held back (an episode it opened stays held)."""
+    alert = _alert(p, status)
+    if alert is None:
+        return None, None
+    fb = p.state.feedback
+    if alert.status == "open":
+        fb.holding = fb.reranker.suppress(reranker.features(alert), p.spec.feedback) is not None
+    held = fb.holding
+    if alert.status == "resolved":
+        fb.holding = False
+    return (None, alert) if held else (alert, None)
 
 
 def _alert(p: _Point, status: Status | None) -> Alert | None:
@@ -162,6 +204,11 @@ def _alert(p: _Point, status: Status | None) -> Alert | None:
         return None
     why = p.state.detector.explain_one(p.x, p.t)
     resolved = status == "resolved"
+    view, life = _view(p, why.contributions), p.state.lifecycle
+    if status == "open":
+        life.cause = view
+    elif life.cause:
+        view = life.cause  # a resolved (or ongoing) alert names what opened its episode
     return Alert(
         alert_id=alert_id(p.source, p.event.stream, p.spec.detector),
         entity_id=p.event.entity_id,
@@ -181,7 +228,7 @@ def _alert(p: _Point, status: Status | None) -> Alert | None:
         attributes=dict(p.event.attributes),
         kind=p.state.detector.kind,
         probability=p.probability,
-        view=_view(p, why.contributions),
+        view=view,
     )
 
 
@@ -192,8 +239,20 @@ def _view(p: _Point, contributions: dict[str, float]) -> str:
     return max(contributions, key=lambda k: contributions[k]) if contributions else ""
 
 
-def score_record(event: Event, source: Source, outcome: Outcome, specs: DetectorSpecs) -> ScoreRecord:
-    """The score-stream record of one processed event (same fields replay writes per row)."""
+def score_record(
+    event: Event,
+    source: Source,
+    outcome: Outcome,
+    specs: DetectorSpecs,
+    expected: dict[str, Expected] | None = None,
+) -> ScoreRecord:
+    """The score-stream record of one processed event (same fields replay writes per row).
+
+    ``expected`` is the band the event was judged against (the explorer plots it); an alert's own band
+    wins when the event alerted.
+    """
+    if outcome.alert is not None and expected is not None:
+        expected = dict(outcome.alert.expected) or expected
     # Built from values the scorer already validated: skip re-validating our own output per event.
     return ScoreRecord.model_construct(
         entity_id=event.entity_id,
@@ -207,6 +266,9 @@ def score_record(event: Event, source: Source, outcome: Outcome, specs: Detector
         alert_id=outcome.alert.alert_id if outcome.alert else None,
         source=source,
         probability=outcome.probability,
+        values=dict(event.values),
+        expected=expected or {},
+        suppressed_alert_id=outcome.suppressed.alert_id if outcome.suppressed is not None else None,
     )
 
 

@@ -58,6 +58,26 @@ class LifecycleSpec(_Spec):
     halflife: float = Field(default=1000.0, gt=0)
 
 
+class FeedbackSpec(_Spec):
+    """How people's verdicts move this stream's keys (``detect.feedback``, ``detect.reranker``).
+
+    A ``false_positive`` on an alert of score ``s`` lifts the key's floor to ``s + margin``: similar scores
+    stop alerting, clearly worse ones still do. A ``missed`` range whose worst score was ``m`` lowers the
+    key's ceiling to ``m - margin`` (never below ``lowest``; by ``missed_step`` when ``m`` is unknown).
+    The re-ranker suppresses an alert only with ``rerank`` on, once it has ``min_labels`` labels with at
+    least ``min_each`` of either verdict, and only when it gives the alert a probability of being false of
+    ``confidence`` or more.
+    """
+
+    margin: float = Field(default=0.02, ge=0, le=0.5)
+    lowest: float = Field(default=0.1, ge=0, le=1)
+    missed_step: float = Field(default=0.05, gt=0, le=0.5)
+    rerank: bool = True
+    confidence: float = Field(default=0.9, gt=0.5, lt=1)
+    min_labels: int = Field(default=10, ge=2)
+    min_each: int = Field(default=3, ge=1)
+
+
 class StreamSpec(_Spec):
     """Everything that decides how one ``stream``'s events are scored."""
 
@@ -68,6 +88,7 @@ class StreamSpec(_Spec):
     params: dict[str, Any] = Field(default_factory=dict)
     threshold: ThresholdSpec = ThresholdSpec()
     lifecycle: LifecycleSpec = LifecycleSpec()
+    feedback: FeedbackSpec = FeedbackSpec()
 
     def digest(self) -> str:
         """Short stable hash; a snapshot taken under another spec is not restored."""

@@ -12,6 +12,7 @@ from typing import Any, NamedTuple
 
 from anomstream.detect.catalog import build
 from anomstream.detect.detector import Detector
+from anomstream.detect.feedback import FeedbackState
 from anomstream.detect.judge import Judge
 from anomstream.detect.spec import StreamSpec
 from anomstream.detect.thresholds import Lifecycle, Threshold
@@ -31,11 +32,12 @@ Clock = Callable[[], float]
 
 
 class KeyState:
-    """Everything anomstream knows about one key: model, threshold, lifecycle and bookkeeping."""
+    """Everything anomstream knows about one key: model, threshold, lifecycle, feedback and bookkeeping."""
 
     __slots__ = (
         "detector",
         "digest",
+        "feedback",
         "judge",
         "last_access",
         "lifecycle",
@@ -56,6 +58,7 @@ class KeyState:
         )
         self.threshold = Threshold(spec.threshold)
         self.lifecycle = Lifecycle()
+        self.feedback = FeedbackState()  # what people's verdicts changed: floor, ceiling, re-ranker
         self.digest = spec.digest()
         self.n_seen = 0
         self.recent: collections.deque[tuple[dict[str, float], float]] = collections.deque(

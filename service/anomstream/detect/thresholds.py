@@ -85,7 +85,7 @@ class Lifecycle:
     ('resolved', None, None)
     """
 
-    __slots__ = ("active", "anomaly_run", "envelope", "last_emit", "normal_run", "opened", "peak")
+    __slots__ = ("active", "anomaly_run", "cause", "envelope", "last_emit", "normal_run", "opened", "peak")
 
     def __init__(self) -> None:
         self.active = False
@@ -95,6 +95,7 @@ class Lifecycle:
         self.normal_run = 0
         self.peak = 0.0
         self.envelope = 0.0  # decaying maximum of the scores this key alerted on (``peak`` re-alert)
+        self.cause = ""  # what opened the current episode (its ``resolved`` names it, not the calm point's)
 
     def on_anomaly(self, event_time: float, score: float, spec: LifecycleSpec) -> Status | None:
         """Record an anomalous point; returns the status to emit, if any."""

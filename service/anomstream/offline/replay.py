@@ -14,7 +14,7 @@ from typing import Any
 
 from anomstream import config
 from anomstream.config import Settings
-from anomstream.detect.scorer import Outcome, Scorer, features
+from anomstream.detect.scorer import Outcome, Scorer
 from anomstream.detect.spec import DetectorSpecs
 from anomstream.detect.specfiles import SpecChoice, chosen_specs
 from anomstream.detect.store import Registry
@@ -117,12 +117,7 @@ class Replayer:
         return Verdict(row, outcome, expected)
 
     def _bands(self, event: Event) -> dict[str, Expected]:
-        spec = self.scorer.specs.for_stream(event.stream)
-        state = self.scorer.registry.peek((event.stream, event.entity_id))
-        if state is None or state.n_seen == 0 or state.digest != spec.digest():
-            return {}
-        x = features(event, spec)
-        return dict(state.detector.explain_one(x, event.timestamp.timestamp()).expected) if x else {}
+        return self.scorer.bands(event)
 
 
 def replay_files(

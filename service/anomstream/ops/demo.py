@@ -14,7 +14,9 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from anomstream.wire.records import Event
+from pydantic import ValidationError
+
+from anomstream.wire.records import Alert, Event
 
 # (feature, level, daily amplitude, noise σ) per entity kind
 PROFILES: dict[str, tuple[tuple[str, float, float, float], ...]] = {
@@ -139,3 +141,33 @@ def produce(
         sent += 1
     producer.flush(30)
     return sent
+
+
+def label_alerts(
+    consumer: Any,
+    verdict: Callable[[Alert, str], object],
+    share: float,
+    stopped: Callable[[], bool],
+    seed: int = 7,
+) -> int:
+    """The demo's stand-in for a person: judge ``share`` of the opened alerts by the injected labels.
+
+    An alert on an event the demo injected an anomaly into is a true positive, any other a false one;
+    ``verdict(alert, "true_positive" | "false_positive")`` publishes it. It makes the feedback loop and
+    the dashboard's quality row visible without anyone clicking. Returns how many verdicts it gave.
+    """
+    rng, given = random.Random(seed), 0
+    while not stopped():
+        msg = consumer.poll(0.5)
+        if msg is None or msg.error() is not None:
+            continue
+        try:
+            alert = Alert.model_validate_json(msg.value())
+        except ValidationError:
+            continue
+        if alert.status != "open" or rng.random() >= share:
+            continue
+        verdict(alert, "true_positive" if "injected" in alert.attributes else "false_positive")
+        given += 1
+    consumer.close()
+    return given

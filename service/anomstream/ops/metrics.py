@@ -107,6 +107,8 @@ class Metrics:
             "anomstream_heartbeat_timestamp_seconds", "Unix time of the last loop iteration", registry=r
         )
 
+        self._feedback_metrics(r)
+
         # Series that exist from the start read as 0, not "no data", on dashboards and in alert rules.
         for reason in REASONS:
             self.dead_lettered.labels(reason)
@@ -115,6 +117,71 @@ class Metrics:
         for kind in ("assign", "revoke", "lost"):
             self.rebalances.labels(kind)
         ProcessCollector(registry=r)  # RSS, CPU and open fds of the worker process
+
+    # -- detection quality from people's feedback ---------------------------------------------------
+    def _feedback_metrics(self, r: CollectorRegistry) -> None:
+        self.alerts_opened = Counter(
+            "anomstream_alerts_opened", "Alerts opened (published)", ["stream", "detector"], registry=r
+        )
+        self.feedback = Counter(
+            "anomstream_feedback",
+            "Verdicts applied (a redelivered verdict is not counted again)",
+            ["stream", "detector", "verdict"],
+            registry=r,
+        )
+        self.precision = Gauge(
+            "anomstream_detection_precision",
+            "true / (true + false positive) verdicts this worker applied",
+            ["stream", "detector"],
+            registry=r,
+        )
+        self.labelled = Gauge(
+            "anomstream_alerts_labelled_ratio",
+            "Share of the alerts this worker opened that have a verdict",
+            ["stream", "detector"],
+            registry=r,
+        )
+        self.suppressed = Counter(
+            "anomstream_rerank_suppressed",
+            "Alerts the feedback re-ranker held back as confident false positives",
+            ["stream", "detector"],
+            registry=r,
+        )
+        self._verdicts: dict[tuple[str, str], dict[str, int]] = {}
+        self._opened: dict[tuple[str, str], int] = {}
+
+    def declare_streams(self, pairs: Iterable[tuple[str, str]]) -> None:
+        """Create the quality series of each configured ``(stream, detector)`` at 0.
+
+        Panels then show 0, not "no data", before the first alert or verdict.
+        """
+        for stream, detector in pairs:
+            self.alerts_opened.labels(stream, detector)
+            self.suppressed.labels(stream, detector)
+            for verdict in ("true_positive", "false_positive", "missed"):
+                self.feedback.labels(stream, detector, verdict)
+
+    def alert_opened(self, stream: str, detector: str) -> None:
+        """Count an opened alert (the denominator of the labelled share)."""
+        self.alerts_opened.labels(stream, detector).inc()
+        self._opened[stream, detector] = self._opened.get((stream, detector), 0) + 1
+        self._quality(stream, detector)
+
+    def verdict(self, stream: str, detector: str, verdict: str) -> None:
+        """Count an applied verdict and refresh precision and labelled share of its stream and detector."""
+        self.feedback.labels(stream, detector, verdict).inc()
+        tally = self._verdicts.setdefault((stream, detector), {})
+        tally[verdict] = tally.get(verdict, 0) + 1
+        self._quality(stream, detector)
+
+    def _quality(self, stream: str, detector: str) -> None:
+        tally = self._verdicts.get((stream, detector), {})
+        tp, fp = tally.get("true_positive", 0), tally.get("false_positive", 0)
+        if tp + fp:
+            self.precision.labels(stream, detector).set(tp / (tp + fp))
+        opened = self._opened.get((stream, detector), 0)
+        if opened:
+            self.labelled.labels(stream, detector).set(min(1.0, (tp + fp) / opened))
 
     def observe_keys(self, states: Iterable[tuple[float, bool]]) -> None:
         """Set the threshold summary and warm ratio from ``(threshold, warm)`` of (a sample of) keys."""
@@ -144,3 +211,16 @@ class Metrics:
         """Drop the lag series of a partition this worker no longer owns (no stale lines in Grafana)."""
         with contextlib.suppress(KeyError):
             self.lag.remove(topic, str(partition))
+
+    def totals(self) -> dict[str, float]:
+        """Running totals for the terminal summary of ``make run``: events, alerts, dead letters, keys."""
+
+        def total(metric: Counter) -> float:
+            return sum(s.value for f in metric.collect() for s in f.samples if s.name.endswith("_total"))
+
+        return {
+            "events": total(self.consumed),
+            "alerts": total(self.alerts),
+            "dead_letters": total(self.dead_lettered),
+            "keys": sum(s.value for f in self.active_keys.collect() for s in f.samples),
+        }

@@ -1,8 +1,13 @@
-"""Human-readable alert lines for ``make run`` / ``anomstream run --print-alerts``."""
+"""Human-readable alert lines for ``make run`` / ``anomstream run --print-alerts``, and a periodic summary.
+
+The worker's own log (one commit line every few seconds) goes to stderr, which ``make run`` sends to a
+file: the terminal reads as alerts, with one summary line every ``summary_s`` seconds.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Mapping
 from typing import Any, TextIO
 
 from pydantic import ValidationError
@@ -26,7 +31,7 @@ def format_alert(alert: Alert) -> str:
     2026-01-01T00:00:00Z OPEN high host-01 cpu=97 (expected 40 in [34, 46], 100%)
     score 0.93 > 0.70 ewma
     """
-    top = max(alert.contributions, key=alert.contributions.__getitem__, default=None)
+    top = _feature(alert)
     what = ""
     if top is not None:
         value = alert.values.get(top)
@@ -45,9 +50,68 @@ def format_alert(alert: Alert) -> str:
     return f"{line} {extra}".rstrip()
 
 
-def print_alerts(consumer: Any, out: TextIO, stopped: Callable[[], bool]) -> None:
+def _feature(alert: Alert) -> str | None:
+    """The feature the line is about: the one that fired, else the largest contribution.
+
+    ``view`` names what fired; a resolved alert's names what opened its episode (``Lifecycle.cause``).
+    """
+    head = alert.view.rsplit(".", 1)[0] if alert.view else ""
+    if head in alert.values:
+        return head
+    if alert.view in alert.values:
+        return alert.view
+    return max(alert.contributions, key=alert.contributions.__getitem__, default=None)
+
+
+def format_summary(totals: Mapping[str, float], previous: Mapping[str, float], seconds: float) -> str:
+    """One line of what happened since the last summary.
+
+    Examples
+    --------
+    >>> print(format_summary({"events": 1400, "alerts": 3, "dead_letters": 0, "keys": 8},
+    ...                      {"events": 200, "alerts": 1}, 30))
+    -- 1,200 events scored (40/s), 2 alerts, 0 dead letters, 8 keys (3 alerts, 1,400 events in all)
+    """
+    events = totals.get("events", 0) - previous.get("events", 0)
+    alerts = totals.get("alerts", 0) - previous.get("alerts", 0)
+    letters = totals.get("dead_letters", 0) - previous.get("dead_letters", 0)
+    rate = events / seconds if seconds > 0 else 0.0
+    return (
+        f"-- {events:,.0f} events scored ({rate:,.0f}/s), {alerts:,.0f} alerts, {letters:,.0f} dead letters, "
+        f"{totals.get('keys', 0):,.0f} keys ({totals.get('alerts', 0):,.0f} alerts, "
+        f"{totals.get('events', 0):,.0f} events in all)"
+    )
+
+
+class Summary:
+    """Prints ``format_summary`` of ``totals()`` every ``every_s`` seconds (monotonic clock)."""
+
+    def __init__(
+        self,
+        totals: Callable[[], Mapping[str, float]],
+        every_s: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.totals, self.every_s, self.clock = totals, every_s, clock
+        self._last, self._seen = clock(), dict(totals())
+
+    def maybe_print(self, out: TextIO) -> None:
+        """Print a line when one is due."""
+        now = self.clock()
+        if now - self._last < self.every_s:
+            return
+        current = dict(self.totals())
+        print(format_summary(current, self._seen, now - self._last), file=out, flush=True)
+        self._last, self._seen = now, current
+
+
+def print_alerts(
+    consumer: Any, out: TextIO, stopped: Callable[[], bool], summary: Summary | None = None
+) -> None:
     """Print each alert the consumer receives until ``stopped()``; undecodable records are skipped."""
     while not stopped():
+        if summary is not None:
+            summary.maybe_print(out)
         msg = consumer.poll(0.5)
         if msg is None or msg.error() is not None:
             continue

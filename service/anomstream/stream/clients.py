@@ -102,7 +102,8 @@ def admin(settings: Settings, *, logger: logging.Logger | None = None) -> AdminC
 def topic_specs(topics: TopicSettings) -> list[NewTopic]:
     """The topics anomstream needs; the state topic is compacted and co-partitioned with events."""
     rf = topics.replication_factor
-    optional = [topics.scores] if topics.scores else []
+    # Feedback is co-partitioned with events: a key's verdicts reach the worker owning its state.
+    optional = [name for name in (topics.scores, topics.feedback) if name]
     return [
         *(NewTopic(name, num_partitions=topics.partitions, replication_factor=rf) for name in optional),
         NewTopic(topics.events, num_partitions=topics.partitions, replication_factor=rf),

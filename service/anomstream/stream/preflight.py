@@ -43,7 +43,7 @@ def needs(settings: Settings) -> list[Need]:
     """The minimum ACLs of one worker with ``settings`` (docs/security.md lists the same)."""
     t = settings.topics
     out = [Need("topic", t.events, ("READ",), "consume the input")]
-    feedback = getattr(t, "feedback", None)  # checked once the feedback consumer's setting exists
+    feedback = t.feedback
     if feedback:
         out.append(Need("topic", feedback, ("READ",), "consume feedback verdicts"))
     out += [

@@ -25,7 +25,8 @@ from anomstream.errors import SnapshotError
 from anomstream.ops.metrics import Metrics
 
 # 2: modules moved into role folders (pickled class paths changed); older snapshots are refused cleanly.
-FORMAT = 2
+# 3: key state carries its feedback (floor, ceiling, re-ranker) and the lifecycle the episode's cause.
+FORMAT = 3
 RIVER_VERSION = version("river")
 _MAGIC = b"ASN1"
 _MAC_LEN = hashlib.sha256().digest_size
@@ -55,7 +56,7 @@ def seal(state: KeyState, secret: bytes) -> bytes:
     >>> st = KeyState(StreamSpec(), partition=0, now=0.0)
     >>> opened = open_envelope(seal(st, b"k"), b"k")
     >>> opened[0]["format"], type(opened[1]).__name__
-    (2, 'KeyState')
+    (3, 'KeyState')
     """
     header = orjson.dumps(
         {"format": FORMAT, "river": RIVER_VERSION, "spec": state.digest, "offset": state.offset}
@@ -167,11 +168,11 @@ class Snapshots:
            as the replay is concerned; a tombstone without an offset header is applied, as before),
         4. install those states in the registry.
         """
+        # The feedback topic's partitions are the events' (co-partitioned): restore each number once.
+        numbers = sorted({tp.partition for tp in partitions})
         committed = {
             tp.partition: tp.offset
-            for tp in consumer.committed(
-                [TopicPartition(self.events_topic, tp.partition) for tp in partitions], timeout=30
-            )
+            for tp in consumer.committed([TopicPartition(self.events_topic, n) for n in numbers], timeout=30)
         }
         for part, until in committed.items():
             began = time.monotonic()

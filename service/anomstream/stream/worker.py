@@ -14,15 +14,16 @@ from typing import Any
 from confluent_kafka import KafkaError, TopicPartition
 
 from anomstream.config import TopicSettings, WorkerSettings
-from anomstream.detect.scorer import Scorer, score_record
+from anomstream.detect.scorer import Outcome, Scorer, score_record
 from anomstream.errors import BrokerError
 from anomstream.ops.metrics import Metrics
 from anomstream.stream.checkpoint import Checkpoint, Committed
 from anomstream.stream.deadletters import DeadLetterBrake, DeadLetterPolicy
+from anomstream.stream.feedback import FeedbackIntake
 from anomstream.stream.producer import Sink
 from anomstream.stream.snapshot import Snapshots
 from anomstream.wire.codec import Rejection, dead_letter, decode_event, encode
-from anomstream.wire.records import Alert, Source
+from anomstream.wire.records import Alert, Event, Source
 
 Clock = Callable[[], float]
 
@@ -56,11 +57,14 @@ class Worker:
         log: Any,
         checkpoint: Checkpoint,
         store: Snapshots | None = None,
+        feedback: FeedbackIntake | None = None,
         clock: Clock = time.monotonic,
     ) -> None:
         self.consumer, self.sink, self.scorer = consumer, sink, scorer
         self.metrics, self.topics, self.cfg, self.log = metrics, topics, cfg, log
         self.checkpoint, self.store = checkpoint, store
+        self.feedback = feedback if topics.feedback else None  # verdicts from the co-partitioned topic
+        self._follow: set[int] = set()  # newly owned partitions whose feedback to start reading
         self.clock = clock
         policy = DeadLetterPolicy(cfg.dlq_max_ratio, cfg.dlq_window, cfg.dlq_max_consecutive)
         self.brake = DeadLetterBrake(policy)
@@ -89,6 +93,8 @@ class Worker:
             self.commit()
         finally:
             self.consumer.close()  # triggers on_revoke, which commits whatever is still pending
+            if self.feedback is not None:
+                self.feedback.close()
             self.sink.close()
 
     def poll_once(self) -> None:
@@ -102,6 +108,11 @@ class Worker:
             raise self._fatal
         if self.restoring:
             self._restore()  # before any record of a new partition is scored
+        if self._follow and self.feedback is not None:
+            self.feedback.follow(self.consumer, self._follow)  # after its keys' state is restored
+            self._follow = set()
+        if self.feedback is not None:
+            messages = [*messages, *self.feedback.poll(self.cfg.batch_size)]
         self.heartbeat = self.clock()
         self.metrics.heartbeat.set_to_current_time()
         for msg in messages:
@@ -143,23 +154,45 @@ class Worker:
         # Coordinates straight from the broker: no need to validate them again, per event.
         source = Source.model_construct(topic=msg.topic(), partition=msg.partition(), offset=msg.offset())
         raw = msg.value()
+        if self.feedback is not None and source.topic == self.topics.feedback:
+            rejected = self.feedback.handle(raw, source)  # rare: not counted by the brake
+            if rejected is not None:
+                self._dead_letter(msg, raw, rejected, source)
+            self.checkpoint.track(source.topic, source.partition, source.offset)
+            return
         decoded = decode_event(raw, self.cfg.max_message_bytes)
         if isinstance(decoded, Rejection):
             self.brake.record(True)
             self._dead_letter(msg, raw, decoded, source)
         else:
             self.brake.record(False)
-            outcome = self.scorer.process(decoded, source)
-            stream = decoded.stream if decoded.stream in self.scorer.specs.streams else "unconfigured"
-            self._processed[stream] = self._processed.get(stream, 0) + 1
-            self.counts.processed += 1
-            if outcome.alert is not None:
-                self._publish(outcome.alert, msg)
-            if self.topics.scores:
-                record = score_record(decoded, source, outcome, self.scorer.specs)
-                self.sink.produce(self.topics.scores, encode(record), msg.key(), partition=source.partition)
+            self._score(decoded, source, msg)
         self.checkpoint.track(source.topic, source.partition, source.offset)
         self.metrics.processing.observe(time.perf_counter() - started)
+
+    def _score(self, event: Event, source: Source, msg: Any) -> None:
+        bands = self.scorer.bands(event) if self.cfg.score_bands and self.topics.scores else None
+        outcome = self.scorer.process(event, source)
+        stream = event.stream if event.stream in self.scorer.specs.streams else "unconfigured"
+        self._processed[stream] = self._processed.get(stream, 0) + 1
+        self.counts.processed += 1
+        if outcome.alert is not None:
+            self._publish(outcome.alert, msg, stream)
+        if outcome.suppressed is not None:
+            self._suppressed(outcome, stream)
+        if self.topics.scores:
+            record = score_record(event, source, outcome, self.scorer.specs, bands)
+            self.sink.produce(self.topics.scores, encode(record), msg.key(), partition=source.partition)
+
+    def _suppressed(self, outcome: Outcome, stream: str) -> None:
+        held = outcome.suppressed
+        if held is None or held.status != "open":
+            return  # the rest of a held episode stays held; its opening was the counted decision
+        self.metrics.suppressed.labels(stream, held.detector).inc()
+        self.log.info(
+            "alert_suppressed", alert_id=held.alert_id, stream=held.stream, entity=held.entity_id,
+            score=round(held.score, 4), why="feedback re-ranker: confident false positive",
+        )  # fmt: skip
 
     def _dead_letter(self, msg: Any, raw: bytes | None, why: Rejection, source: Source) -> None:
         letter = dead_letter(raw, why, source)
@@ -168,9 +201,11 @@ class Worker:
         self.metrics.dead_lettered.labels(why.reason).inc()
         self.counts.dead_lettered += 1
 
-    def _publish(self, alert: Alert, msg: Any) -> None:
+    def _publish(self, alert: Alert, msg: Any, stream: str) -> None:
         self.sink.produce(self.topics.alerts, encode(alert), alert.entity_id.encode())
         self.metrics.alerts.labels(alert.detector, alert.severity, alert.status, alert.kind).inc()
+        if alert.status == "open":
+            self.metrics.alert_opened(stream, alert.detector)
         self.counts.alerts += 1
         kind, created_ms = msg.timestamp()
         if kind != 0 and created_ms > 0:  # 0 = TIMESTAMP_NOT_AVAILABLE
@@ -201,6 +236,7 @@ class Worker:
     def _on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         self.metrics.rebalances.labels("assign").inc()
         self.assigned |= {tp.partition for tp in partitions}
+        self._follow |= {tp.partition for tp in partitions}
         self.metrics.assigned.set(len(self.assigned))
         if self.store is not None:
             self.restoring.extend(partitions)  # restored in the loop, never inside the callback
@@ -232,10 +268,16 @@ class Worker:
             )
 
     def _release(self, parts: set[int]) -> None:
+        inputs = [self.topics.events] + ([self.topics.feedback] if self.feedback is not None else [])
         for part in parts:
             self.scorer.registry.drop_partition(part)
-            self.metrics.forget_partition(self.topics.events, part)
-        self.checkpoint.release(parts, self.topics.events)
+            for topic in inputs:
+                self.metrics.forget_partition(topic, part)
+        for topic in inputs:
+            self.checkpoint.release(parts, topic)
         self.restoring = [tp for tp in self.restoring if tp.partition not in parts]
+        self._follow -= parts
+        if self.feedback is not None:
+            self.feedback.drop(parts)
         self.assigned -= parts
         self.metrics.assigned.set(len(self.assigned))

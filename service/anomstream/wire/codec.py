@@ -9,12 +9,14 @@ import base64
 import dataclasses
 import hashlib
 from datetime import UTC, datetime
-from typing import Final
+from typing import Final, TypeVar
 
 import orjson
 from pydantic import BaseModel, ValidationError
 
-from anomstream.wire.records import DeadLetter, Event, Source
+from anomstream.wire.records import DeadLetter, Event, Feedback, Source
+
+_M = TypeVar("_M", bound=BaseModel)
 
 REASONS: Final = (
     "empty",
@@ -63,12 +65,27 @@ def decode_event(raw: bytes | None, max_bytes: int) -> Event | Rejection:
     >>> decode_event(b'{"entity_id":', 1000).reason
     'invalid_json'
     """
+    return _decode(Event, raw, max_bytes)
+
+
+def decode_feedback(raw: bytes | None, max_bytes: int) -> Feedback | Rejection:
+    """Decode one feedback record; like ``decode_event``, every failure is a ``Rejection``.
+
+    Examples
+    --------
+    >>> decode_feedback(b'{"entity_id":"a","verdict":"missed","submitted_at":0}', 1000).reason
+    'schema_violation'
+    """
+    return _decode(Feedback, raw, max_bytes)
+
+
+def _decode(model: type[_M], raw: bytes | None, max_bytes: int) -> _M | Rejection:
     if not raw:
         return Rejection("empty", "record has no value")
     if len(raw) > max_bytes:
         return Rejection("oversize", f"{len(raw)} bytes > limit {max_bytes}")
     try:
-        return Event.model_validate_json(raw)
+        return model.model_validate_json(raw)
     except ValidationError as exc:
         return _classify(exc)
     except (ValueError, OverflowError, RecursionError) as exc:  # pathological input past pydantic

@@ -9,7 +9,15 @@ import math
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 # 2: alerts carry kind, probability and view; score records carry probability.
 SCHEMA_VERSION = 2
@@ -163,17 +171,76 @@ class ScoreRecord(_Wire):
     alert_id: str | None = None
     source: Source
     probability: float | None = Field(default=None, ge=0, le=1, description="tail probability, if calibrated")
+    values: dict[str, float] = Field(default_factory=dict, description="the event's scored values")
+    expected: dict[str, Expected] = Field(
+        default_factory=dict, description="the band per feature (only with worker.score_bands)"
+    )
+    suppressed_alert_id: str | None = Field(
+        default=None, description="an alert the feedback re-ranker held back as a confident false positive"
+    )
+
+
+Verdict = Literal["true_positive", "false_positive", "missed"]
 
 
 class Feedback(_Wire):
-    """A user's verdict on an alert, for tuning and evaluation."""
+    """A person's verdict (feedback topic; key = ``entity_id``, partition = the key's input partition).
+
+    ``true_positive`` / ``false_positive`` judge one alert (``alert_id``); ``missed`` says the key was
+    anomalous from ``start`` to ``end`` and nothing alerted. ``score`` and ``features`` copy what the
+    alert (or the worst point of a missed range) looked like, so applying a verdict depends only on the
+    feedback stream, never on what the worker still remembers: replaying events and feedback gives the
+    same thresholds.
+
+    Examples
+    --------
+    >>> fb = Feedback.model_validate({"entity_id": "pump-1", "verdict": "false_positive",
+    ...                               "alert_id": "a1", "score": 0.45, "submitted_at": 0})
+    >>> fb.stream, fb.score
+    ('default', 0.45)
+    """
 
     schema_version: int = SCHEMA_VERSION
-    alert_id: str
-    entity_id: str
-    verdict: Literal["true_positive", "false_positive", "ignore"]
-    comment: str = ""
+    entity_id: EntityId
+    stream: Annotated[str, StringConstraints(min_length=1, max_length=128)] = "default"
+    verdict: Verdict
+    alert_id: str | None = Field(
+        default=None, max_length=128, description="required for a verdict on an alert"
+    )
+    start: datetime | None = Field(default=None, description="missed: first event time of the range")
+    end: datetime | None = Field(default=None, description="missed: last event time of the range")
+    score: float | None = Field(
+        default=None, ge=0, le=1, description="the alert's score (missed: the range's highest score)"
+    )
+    features: dict[FeatureName, float] = Field(
+        default_factory=dict,
+        max_length=256,
+        description="re-ranker features of the alert (reranker.features)",
+    )
+    detector: str = Field(default="", max_length=128, description="the alert's detector (precision metrics)")
+    comment: str = Field(default="", max_length=2000)
+    submitted_by: str = Field(default="", max_length=128)
     submitted_at: datetime
+
+    _coerce_ts = field_validator("submitted_at", "start", "end", mode="before")(_as_datetime)
+
+    @field_validator("features")
+    @classmethod
+    def _finite(cls, value: dict[str, float]) -> dict[str, float]:
+        if not all(math.isfinite(v) for v in value.values()):
+            raise ValueError("features must be finite numbers")
+        return value
+
+    @model_validator(mode="after")
+    def _complete(self) -> Feedback:
+        if self.verdict == "missed":
+            if self.start is None or self.end is None:
+                raise ValueError("a missed verdict needs start and end")
+            if self.end < self.start:
+                raise ValueError("end is before start")
+        elif not self.alert_id:
+            raise ValueError(f"a {self.verdict} verdict needs alert_id")
+        return self
 
 
 WIRE_MODELS: dict[str, type[BaseModel]] = {
