@@ -173,6 +173,10 @@ class Snapshots:
                 [TopicPartition(self.events_topic, tp.partition) for tp in partitions], timeout=30
             )
         }
+        self.restore_until(committed)
+
+    def restore_until(self, committed: dict[int, int]) -> None:
+        """Steps 2-4 of ``restore`` for input partitions whose committed offsets are already known."""
         for part, until in committed.items():
             began = time.monotonic()
             states = self._read_partition(part, until)
