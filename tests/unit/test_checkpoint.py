@@ -319,3 +319,31 @@ def test_tombstone_from_an_uncommitted_eviction_does_not_wipe_the_key() -> None:
     assert _restore([snap, late], committed=40).peek(("default", "a")) is not None
     early = HeaderMessage(KEY, None, 1, [(OFFSET_HEADER, b"30")])
     assert _restore([snap, early], committed=40).peek(("default", "a")) is None
+
+
+def test_a_transactional_call_that_never_returns_ends_the_worker() -> None:
+    """A send_offsets librdkafka leaves blocked (its #5511) raises DeliveryError after the call timeout."""
+    import threading
+
+    from anomstream.errors import DeliveryError
+
+    release = threading.Event()
+
+    class Blocking(TxnProducer):
+        def send_offsets_to_transaction(
+            self, offsets: list[TopicPartition], meta: Any, timeout: float = -1
+        ) -> None:
+            release.wait(10)
+
+    consumer, producer = RejectingConsumer(reject=0), Blocking()
+    sink = Sink(producer, exactly_once=True, flush_timeout_s=1, call_timeout_s=0.2)
+    sink.produce("out", b"x", None)
+    try:
+        with pytest.raises(DeliveryError, match="#5511"):
+            sink.commit_transaction(consumer, [TopicPartition("in", 0, 7)])
+        with pytest.raises(DeliveryError, match="wedged"):  # no second call into the blocked producer
+            sink.commit_transaction(consumer, [TopicPartition("in", 0, 7)])
+        sink.close()
+        assert "abort" not in producer.log
+    finally:
+        release.set()
