@@ -3,8 +3,9 @@
 The end-to-end flood (tests/integration/test_hostile_input.py) runs the live worker; this one runs the same
 per-record path in one process without Kafka, so only the worker's own memory is measured: every
 ``commit_every`` records it evicts over ``max_keys`` and seals the dirty keys' snapshots, as
-``Checkpoint.commit`` does. A new key costs a model build (~0.6 ms of CPU), so 1M keys take ~10 CPU-minutes. It samples RSS as keys arrive; memory is bounded
-when RSS stops growing once the key bound is reached. ``python -m loadtest.flood`` writes
+``Checkpoint.commit`` does. A new key costs a model build (~0.6 ms of CPU), so 1M keys take ~10
+CPU-minutes. It samples RSS as keys arrive; memory is bounded when RSS stops growing once the key bound
+is reached. ``python -m loadtest.flood`` writes
 ``results/flood-<time>.json``.
 """
 
