@@ -66,6 +66,8 @@ def build_worker(settings: config.Settings, specs: DetectorSpecs, metrics: Metri
         clients.producer(settings, logger=kafka_log, transactional_id=txn_id),
         exactly_once=exactly_once,
         flush_timeout_s=settings.worker.shutdown_timeout_s,
+        # A transactional call still blocked after the transaction has timed out can never succeed.
+        call_timeout_s=settings.kafka.transaction_timeout_ms / 1000 + settings.worker.shutdown_timeout_s,
     )
     registry = Registry(settings.worker.max_keys, settings.worker.key_ttl_s)
     store = None

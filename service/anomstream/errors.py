@@ -23,6 +23,13 @@ class DeliveryError(BrokerError):
     """A produced record (alert, dead letter, snapshot) was not acknowledged; offsets stay uncommitted."""
 
 
+class TransactionAbortedError(DeliveryError):
+    """An exactly-once transaction was aborted: its outputs and offsets are discarded, the producer is clean.
+
+    Not fatal: the checkpoint rewinds the input to the last committed offsets and restores state.
+    """
+
+
 class CommitRejectedError(BrokerError):
     """The group refused an offset commit (rebalance in progress, stale generation).
 

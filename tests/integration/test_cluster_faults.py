@@ -29,9 +29,8 @@ from kafka_fixtures import _fail_or_skip
 pytestmark = pytest.mark.cluster
 TOTAL = 8000
 PARTITIONS = 2
-# Exactly-once is off by default here: under leader SIGKILLs its worker stalls until the transaction
-# times out and it is fenced (README "Known issues"). CLUSTER_MODES=at_least_once,exactly_once runs both.
-MODES = tuple(os.environ.get("CLUSTER_MODES", "at_least_once").split(","))
+# Both modes by default; CLUSTER_MODES=exactly_once (say) runs one alone.
+MODES = tuple(os.environ.get("CLUSTER_MODES", "at_least_once,exactly_once").split(","))
 
 
 @pytest.fixture(scope="module")
@@ -82,8 +81,8 @@ def _leader(admin: AdminClient, topic: str, partition: int) -> int:
 def _wait_progress(runs: dict[str, Run], before: dict[str, int], bootstrap: str) -> None:
     """After a fault: each worker (restarted if it exited) commits past where it was, or has finished.
 
-    Records per mode how long that took (``stalls``): an exactly-once worker can stall until its
-    transaction times out and it is fenced (see the README's known issues).
+    Records per mode how long that took (``stalls``): an exactly-once worker whose producer librdkafka
+    leaves blocked (README "Known issues") exits after ``call_timeout_s`` and is restarted here.
     """
     began = time.monotonic()
     deadline = began + 150
@@ -97,13 +96,13 @@ def _wait_progress(runs: dict[str, Run], before: dict[str, int], bootstrap: str)
 
 
 def _faults(cluster: kafka_cluster.Cluster, runs: dict[str, Run]) -> list[str]:
-    """Five leader SIGKILLs (input, then alert partitions, alternating modes), then a rolling restart."""
+    """Five leader SIGKILLs (each mode's input, then alert leader, in turn), then a rolling restart."""
     admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
     done = []
     for k in range(5):
-        run = runs[MODES[k % len(MODES)]]
+        run = runs[MODES[(k // 2) % len(MODES)]]
         topic = run.settings.topics.events if k % 2 == 0 else run.settings.topics.alerts
-        leader = _leader(admin, topic, (k // 2) % PARTITIONS)
+        leader = _leader(admin, topic, k % PARTITIONS)
         before = {mode: r.progress(cluster.bootstrap) for mode, r in runs.items()}
         kafka_local.kill(cluster.node(leader))
         time.sleep(2)
@@ -146,6 +145,7 @@ def _check(mode: str, run: Run, bootstrap: str, reference: checks.Reference) -> 
     }
 
 
+@pytest.mark.timeout(540)  # ~5 min; an exactly-once restart after a blocked producer can add ~1 min
 def test_leader_kills_and_rolling_restart_lose_nothing(
     cluster: kafka_cluster.Cluster, tmp_path: Path
 ) -> None:
@@ -157,12 +157,14 @@ def test_leader_kills_and_rolling_restart_lose_nothing(
             cluster.bootstrap,
             PARTITIONS,
             topics={"replication_factor": 3},
-            worker={"commit_interval_s": 1.0},
+            worker={"commit_interval_s": 1.0, "shutdown_timeout_s": 5.0},
             # A leader failover takes ~broker.session.timeout.ms (6 s) plus an election: a transaction
             # (whose records time out with it) must outlive that. docs/security.md explains the setting.
+            # Transaction timeout + shutdown timeout (25 s) is how long a blocked transactional call
+            # may take before the worker gives up its producer and exits for a restart.
             # The group session must outlive a coordinator failover too, or partitions are lost
             # (which ends an exactly-once worker by design, for a restart to restore them).
-            kafka={"transaction_timeout_ms": 30_000, "session_timeout_ms": 20_000},
+            kafka={"transaction_timeout_ms": 20_000, "session_timeout_ms": 20_000},
         )
         settings = base.model_copy(update={"processing_guarantee": mode})
         log = tmp_path / f"{mode}.log"
@@ -193,3 +195,6 @@ def test_leader_kills_and_rolling_restart_lose_nothing(
     print(f"seconds to progress after each fault: {stalls}")
     if "at_least_once" in runs:
         assert not runs["at_least_once"].restarts, "the at-least-once worker had to be restarted"
+    for reason in runs["exactly_once"].restarts if "exactly_once" in runs else []:
+        # Only the librdkafka hang (README "Known issues") or lost partitions may end an EOS worker.
+        assert "librdkafka #5511" in reason or "partitions lost" in reason, reason

@@ -117,6 +117,7 @@ def test_key_flood_stays_within_max_keys(kafka_bootstrap: str, tmp_path: Path) -
             for i in range(FLOOD_KEYS)
         )
         produce(kafka_bootstrap, settings.topics.events, records)
+        produced = time.monotonic() - began  # how fast the flood arrived
         _wait_committed(settings, kafka_bootstrap, FLOOD_KEYS, lambda: proc.poll() is None, 900)
         took = time.monotonic() - began
         peak_kib = _status_kib(proc.pid, "VmHWM")
@@ -130,6 +131,10 @@ def test_key_flood_stays_within_max_keys(kafka_bootstrap: str, tmp_path: Path) -
     assert sum(c["evicted"] for c in commits) >= FLOOD_KEYS - MAX_KEYS
     assert peak_kib < 1_200_000, f"peak RSS {peak_kib // 1024} MiB"
     result = {"keys": FLOOD_KEYS, "max_keys": MAX_KEYS, "seconds": round(took, 1)}
+    result |= {
+        "produce_seconds": round(produced, 1),
+        "max_keys_after_commit": max(c["keys"] for c in commits),
+    }
     result |= {"rss_start_mib": base_kib // 1024, "rss_peak_mib": peak_kib // 1024}
     out = os.environ.get("FLOOD_RESULT")
     if out:

@@ -28,6 +28,7 @@ class RejectingConsumer(FakeConsumer):
     def __init__(self, reject: int) -> None:
         super().__init__("in", [])
         self.reject = reject
+        self.seeks: list[tuple[int, int]] = []
 
     def commit(self, offsets: list[TopicPartition], asynchronous: bool) -> None:
         if self.reject:
@@ -38,27 +39,33 @@ class RejectingConsumer(FakeConsumer):
     def consumer_group_metadata(self) -> str:
         return "group-metadata"
 
+    def seek(self, tp: TopicPartition) -> None:
+        self.seeks.append((tp.partition, tp.offset))
+
 
 class TxnProducer(FakeProducer):
-    """Records the transactional calls, in order, in ``log``."""
+    """Records the transactional calls, in order, in ``log``; fails commits with ``failures`` in turn."""
 
-    def __init__(self, fail_commit: bool = False) -> None:
+    def __init__(self, failures: list[KafkaError] | None = None) -> None:
         super().__init__()
-        self.fail_commit = fail_commit
+        self.failures = list(failures or [])
 
     def begin_transaction(self) -> None:
         self.log.append("begin")
 
-    def send_offsets_to_transaction(self, offsets: list[TopicPartition], meta: Any, timeout: float) -> None:
+    def send_offsets_to_transaction(
+        self, offsets: list[TopicPartition], meta: Any, timeout: float = -1
+    ) -> None:
         self.log.append(f"send_offsets:{[(tp.partition, tp.offset) for tp in offsets]}")
 
-    def commit_transaction(self, timeout: float) -> None:
-        if self.fail_commit:
-            raise KafkaException(KafkaError(KafkaError._FENCED))
+    def commit_transaction(self, timeout: float = -1) -> None:
+        if self.failures:
+            self.log.append("commit_failed")
+            raise KafkaException(self.failures.pop(0))
         self._deliver()
         self.log.append("commit_txn")
 
-    def abort_transaction(self, timeout: float) -> None:
+    def abort_transaction(self, timeout: float = -1) -> None:
         self.log.append("abort")
 
 
@@ -66,7 +73,7 @@ def _checkpoint(consumer: Any, producer: Any, *, exactly_once: bool = False) -> 
     ticks = itertools.count()
     return Checkpoint(
         consumer=consumer,
-        sink=Sink(producer, exactly_once=exactly_once, flush_timeout_s=1),
+        sink=Sink(producer, exactly_once=exactly_once, flush_timeout_s=1, sleep=lambda _s: None),
         registry=Registry(100, 3600, clock=lambda: 0.0),
         snapshots=None,
         policy=CommitPolicy(interval_s=5, max_pending=1000),
@@ -150,18 +157,76 @@ def test_exactly_once_commit_is_begin_send_offsets_commit() -> None:
     assert cp.pending == {}
 
 
-def test_failed_transaction_commit_aborts_and_keeps_offsets() -> None:
-    """A transaction that cannot commit is aborted, raises DeliveryError and leaves offsets pending."""
+def test_fatal_transaction_error_raises_and_keeps_offsets() -> None:
+    """A fatal commit error (fenced) raises DeliveryError and leaves offsets pending for the restart."""
     from anomstream.errors import DeliveryError
 
-    consumer, producer = RejectingConsumer(reject=0), TxnProducer(fail_commit=True)
+    fenced = KafkaError(KafkaError._FENCED, fatal=True)
+    consumer, producer = RejectingConsumer(reject=0), TxnProducer([fenced])
     cp = _checkpoint(consumer, producer, exactly_once=True)
     cp.sink.produce("out", b"x", None)
     cp.track("in", 0, 6)
-    with pytest.raises(DeliveryError):
+    with pytest.raises(DeliveryError, match="commit failed"):
         cp.commit()
-    assert producer.log[-1] == "abort"
+    assert "abort" not in producer.log  # a fenced producer cannot abort; the broker times it out
     assert cp.pending == {("in", 0): 7}
+
+
+def test_retriable_transaction_commit_is_retried() -> None:
+    """A retriable commit failure (coordinator moving) retries the commit instead of aborting."""
+    moving = KafkaError(KafkaError.COORDINATOR_LOAD_IN_PROGRESS, retriable=True)
+    consumer, producer = RejectingConsumer(reject=0), TxnProducer([moving, moving])
+    cp = _checkpoint(consumer, producer, exactly_once=True)
+    cp.sink.produce("out", b"x", None)
+    cp.track("in", 0, 6)
+    cp.commit()
+    assert producer.log == ["begin", "send_offsets:[(0, 7)]", "commit_failed", "commit_failed", "commit_txn"]
+    assert cp.pending == {}
+
+
+def _key_in(cp: Checkpoint, partition: int, entity: str) -> tuple[str, str]:
+    key = ("default", entity)
+    cp.registry.put(key, KeyState(SPEC, partition=partition, now=0.0))
+    return key
+
+
+def test_abortable_transaction_error_aborts_and_rewinds() -> None:
+    """An abortable failure aborts, drops the touched partitions' state and seeks to the last commit."""
+    abortable = KafkaError(KafkaError._TIMED_OUT, txn_requires_abort=True)
+    consumer, producer = RejectingConsumer(reject=0), TxnProducer([abortable])
+    cp = _checkpoint(consumer, producer, exactly_once=True)
+    touched, untouched = _key_in(cp, 0, "a"), _key_in(cp, 1, "b")
+    for offset in (3, 4, 5):
+        cp.track("in", 0, offset)
+    cp.sink.produce("out", b"x", None)
+    done = cp.commit()
+    assert producer.log[-2:] == ["commit_failed", "abort"]
+    assert consumer.seeks == [(0, 3)]
+    assert cp.registry.peek(touched) is None
+    assert cp.registry.peek(untouched) is not None
+    assert cp.pending == {}
+    assert done.partitions == 0
+    assert cp.metrics.commit_failures._value.get() == 1
+    cp.track("in", 0, 3)  # consumed again after the seek, then committed in a new transaction
+    cp.sink.produce("out", b"x", None)
+    cp.commit()
+    assert producer.log[-3:] == ["begin", "send_offsets:[(0, 4)]", "commit_txn"]
+
+
+def test_record_refused_by_a_failed_transaction_aborts_it() -> None:
+    """A record the producer refuses (transaction already failed) makes the commit abort and rewind."""
+
+    class Refusing(TxnProducer):
+        def produce(self, *args: Any, **kw: Any) -> None:
+            raise KafkaException(KafkaError(KafkaError._STATE))
+
+    consumer, producer = RejectingConsumer(reject=0), Refusing()
+    cp = _checkpoint(consumer, producer, exactly_once=True)
+    cp.track("in", 0, 8)
+    cp.sink.produce("out", b"x", None)
+    cp.commit()
+    assert producer.log == ["begin", "abort"]
+    assert consumer.seeks == [(0, 8)]
 
 
 class StateTopic:
@@ -254,3 +319,31 @@ def test_tombstone_from_an_uncommitted_eviction_does_not_wipe_the_key() -> None:
     assert _restore([snap, late], committed=40).peek(("default", "a")) is not None
     early = HeaderMessage(KEY, None, 1, [(OFFSET_HEADER, b"30")])
     assert _restore([snap, early], committed=40).peek(("default", "a")) is None
+
+
+def test_a_transactional_call_that_never_returns_ends_the_worker() -> None:
+    """A send_offsets librdkafka leaves blocked (its #5511) raises DeliveryError after the call timeout."""
+    import threading
+
+    from anomstream.errors import DeliveryError
+
+    release = threading.Event()
+
+    class Blocking(TxnProducer):
+        def send_offsets_to_transaction(
+            self, offsets: list[TopicPartition], meta: Any, timeout: float = -1
+        ) -> None:
+            release.wait(10)
+
+    consumer, producer = RejectingConsumer(reject=0), Blocking()
+    sink = Sink(producer, exactly_once=True, flush_timeout_s=1, call_timeout_s=0.2)
+    sink.produce("out", b"x", None)
+    try:
+        with pytest.raises(DeliveryError, match="#5511"):
+            sink.commit_transaction(consumer, [TopicPartition("in", 0, 7)])
+        with pytest.raises(DeliveryError, match="wedged"):  # no second call into the blocked producer
+            sink.commit_transaction(consumer, [TopicPartition("in", 0, 7)])
+        sink.close()
+        assert "abort" not in producer.log
+    finally:
+        release.set()

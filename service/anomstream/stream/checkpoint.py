@@ -14,7 +14,7 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from anomstream.detect.store import Registry
-from anomstream.errors import BrokerError, CommitRejectedError, DeliveryError
+from anomstream.errors import BrokerError, CommitRejectedError, DeliveryError, TransactionAbortedError
 from anomstream.ops.metrics import Metrics
 from anomstream.stream.producer import Sink
 from anomstream.stream.snapshot import Snapshots
@@ -100,6 +100,7 @@ class Checkpoint:
         self.consumer, self.sink, self.registry, self.snapshots = consumer, sink, registry, snapshots
         self.policy, self.metrics, self.log, self.clock, self.sleep = policy, metrics, log, clock, sleep
         self.pending: dict[tuple[str, int], int] = {}
+        self.first: dict[tuple[str, int], int] = {}  # first offset processed since the last commit
         self.queued: list[tuple[int, list[TopicPartition]]] = []  # barriers awaiting their acks
         self._since = 0
         self._last = clock()
@@ -107,6 +108,7 @@ class Checkpoint:
     def track(self, topic: str, partition: int, offset: int) -> None:
         """Record that the record at ``offset`` is processed (its outputs are produced)."""
         self.pending[(topic, partition)] = offset + 1
+        self.first.setdefault((topic, partition), offset)
         self._since += 1
 
     def due(self) -> bool:
@@ -125,8 +127,9 @@ class Checkpoint:
         1. evict idle / over-limit keys (their tombstones, with the offset they reflect, join this commit),
         2. produce snapshots of dirty keys,
         3. make every output so far durable: blocking, flush and fail on any delivery error (or, in
-           exactly-once mode, commit the transaction with the offsets in it); non-blocking, close a
-           barrier and keep processing while its records are acknowledged,
+           exactly-once mode, commit the transaction with the offsets in it, or rewind when it was
+           aborted, see ``_rewind``); non-blocking, close a barrier and keep processing while its records
+           are acknowledged,
         4. commit the input offsets: now (blocking) or once the barrier settles (``settle``),
         5. clear dirty flags (their snapshots are queued; a failed delivery stops the worker).
         """
@@ -141,7 +144,8 @@ class Checkpoint:
             if partitions is None or part in partitions
         ]
         if blocking or self.sink.exactly_once:
-            self._commit_now(offsets)
+            if not self._commit_now(offsets, rewind=partitions is None):
+                offsets = []  # aborted and rewound: nothing was committed
             self._unqueue({tp.partition for tp in offsets})  # already committed, newer or equal
         else:
             self.queued.append((self.sink.barrier(), offsets))
@@ -162,20 +166,30 @@ class Checkpoint:
         """Forget a partition this member no longer owns: its pending offsets and queued barriers."""
         for part in parts:
             self.pending.pop((topic, part), None)
+            self.first.pop((topic, part), None)
         self._unqueue(parts)  # a queued barrier must never commit over the partition's new owner
 
-    def _commit_now(self, offsets: list[TopicPartition]) -> None:
+    def _commit_now(self, offsets: list[TopicPartition], *, rewind: bool) -> bool:
+        """Make outputs durable and commit ``offsets``; False when an aborted transaction was rewound."""
         try:
             if self.sink.exactly_once:
-                self.sink.commit_transaction(self.consumer, offsets)
+                try:
+                    self.sink.commit_transaction(self.consumer, offsets)
+                except TransactionAbortedError as exc:
+                    if not rewind:  # in a revoke callback: no seeking there, the worker restarts
+                        raise
+                    self.metrics.commit_failures.inc()
+                    self._rewind(exc)
+                    return False
             else:
                 self.sink.flush()
                 if not self._try_offsets(offsets):
-                    return
+                    return True
         except (DeliveryError, BrokerError):
             self.metrics.commit_failures.inc()
             raise
         self._forget(offsets)
+        return True
 
     def _try_offsets(self, offsets: list[TopicPartition]) -> bool:
         """Commit offsets whose outputs are durable; False when the group moved on (kept pending)."""
@@ -211,5 +225,32 @@ class Checkpoint:
 
     def _forget(self, offsets: list[TopicPartition]) -> None:
         for tp in offsets:
-            if self.pending.get((tp.topic, tp.partition)) == tp.offset:
-                del self.pending[(tp.topic, tp.partition)]
+            where = (tp.topic, tp.partition)
+            if self.pending.get(where) == tp.offset:
+                del self.pending[where]
+                self.first.pop(where, None)
+            elif where in self.first:
+                self.first[where] = tp.offset  # processed past the commit: the next record is there
+
+    def _rewind(self, why: TransactionAbortedError) -> None:
+        """Undo an aborted transaction: consume its records again from the last committed offsets.
+
+        1. drop the state of every partition it touched (that state learnt from the discarded records),
+        2. seek each partition back to the first offset processed since its last commit,
+        3. restore that state from the snapshots below it, as on assignment,
+        4. forget the pending offsets: the records are scored again and commit in a later transaction.
+        """
+        starts, self.first = self.first, {}
+        self.log.warning(
+            "transaction_aborted", error=str(why), rewound={f"{t}[{p}]": o for (t, p), o in starts.items()}
+        )
+        for _topic, part in starts:
+            self.registry.drop_partition(part)
+        try:
+            for (topic, part), offset in starts.items():
+                self.consumer.seek(TopicPartition(topic, part, offset))
+        except KafkaException as exc:
+            raise BrokerError(f"cannot rewind after an aborted transaction: {exc.args[0]}") from exc
+        if self.snapshots is not None:
+            self.snapshots.restore_until({part: offset for (_topic, part), offset in starts.items()})
+        self.pending.clear()

@@ -174,6 +174,10 @@ class Snapshots:
             tp.partition: tp.offset
             for tp in consumer.committed([TopicPartition(self.events_topic, n) for n in numbers], timeout=30)
         }
+        self.restore_until(committed)
+
+    def restore_until(self, committed: dict[int, int]) -> None:
+        """Steps 2-4 of ``restore`` for input partitions whose committed offsets are already known."""
         for part, until in committed.items():
             began = time.monotonic()
             states = self._read_partition(part, until)
