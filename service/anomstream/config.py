@@ -144,6 +144,9 @@ class WorkerSettings(_Section):
     max_keys: int = Field(default=100_000, ge=1)
     key_ttl_s: float = Field(default=24 * 3600, gt=0)
     shutdown_timeout_s: float = Field(default=10.0, gt=0)
+    # Silence watching: a partition without records for this long advances its event-time watermark by
+    # wall time (the bounded fallback that still notices a stream that stopped entirely).
+    idle_watermark_s: float = Field(default=60.0, gt=0)
 
 
 class MetricsSettings(_Section):

@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 from anomstream.detect.catalog import build
 from anomstream.detect.detector import Detector
 from anomstream.detect.judge import Judge
+from anomstream.detect.silence import Cadence
 from anomstream.detect.spec import StreamSpec
 from anomstream.detect.thresholds import Lifecycle, Threshold
 
@@ -34,6 +35,7 @@ class KeyState:
     """Everything anomstream knows about one key: model, threshold, lifecycle and bookkeeping."""
 
     __slots__ = (
+        "cadence",
         "detector",
         "digest",
         "judge",
@@ -64,11 +66,13 @@ class KeyState:
         self.partition = partition
         self.offset = -1  # input offset of the last event applied (snapshots record what they reflect)
         self.last_access = now
+        self.cadence: Cadence | None = None  # silence watching's rhythm of this key (``detect.silence``)
 
     def __getstate__(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.__slots__}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        self.cadence = None  # snapshots taken before silence watching existed carry none
         for name, value in state.items():
             setattr(self, name, value)
 

@@ -20,7 +20,7 @@ from anomstream.detect.specfiles import SpecChoice, chosen_specs
 from anomstream.detect.store import Registry
 from anomstream.offline.outputs import Progress, open_writer
 from anomstream.offline.sources import ColumnMap, Row, count_rows, kafka_rows, rows
-from anomstream.wire.records import Event, Expected
+from anomstream.wire.records import Alert, Event, Expected
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -34,6 +34,8 @@ class Verdict:
     row: Row
     outcome: Outcome | None
     expected: dict[str, Expected]
+    #: Stream-wide alerts (``silent``, ``population``) this row released, as the worker publishes them.
+    stream_alerts: tuple[Alert, ...] = ()
 
     @property
     def status(self) -> str | None:
@@ -114,7 +116,7 @@ class Replayer:
         outcome = self.scorer.process(row.event, row.source)
         if outcome.alert is not None:
             expected = dict(outcome.alert.expected) or expected
-        return Verdict(row, outcome, expected)
+        return Verdict(row, outcome, expected, tuple(self.scorer.drain()))
 
     def _bands(self, event: Event) -> dict[str, Expected]:
         spec = self.scorer.specs.for_stream(event.stream)

@@ -106,6 +106,7 @@ class Worker:
         self.metrics.heartbeat.set_to_current_time()
         for msg in messages:
             self._handle(msg)
+        self._publish_stream_alerts()
         self._count_batch(len(messages))
         self.sink.poll()
         committed = self.checkpoint.maybe_commit()
@@ -125,8 +126,17 @@ class Worker:
         try:
             if self.store is not None:
                 self.store.restore(self.consumer, parts)
+                for tp in parts:
+                    self.scorer.rearm(tp.partition)  # silence deadlines of the restored keys
         finally:
             self.consumer.resume(parts)
+
+    def _publish_stream_alerts(self) -> None:
+        # Silence and population alerts of this batch (and of idle partitions), produced before the
+        # batch's offsets can be committed, like every other alert.
+        self.scorer.tick(self.clock(), self.cfg.idle_watermark_s)
+        for alert in self.scorer.drain():
+            self._publish(alert, None)
 
     # -- per record --------------------------------------------------------------------------------
     def _handle(self, msg: Any) -> None:
@@ -172,6 +182,8 @@ class Worker:
         self.sink.produce(self.topics.alerts, encode(alert), alert.entity_id.encode())
         self.metrics.alerts.labels(alert.detector, alert.severity, alert.status, alert.kind).inc()
         self.counts.alerts += 1
+        if msg is None:  # a stream-wide alert: no single input record to time it from
+            return
         kind, created_ms = msg.timestamp()
         if kind != 0 and created_ms > 0:  # 0 = TIMESTAMP_NOT_AVAILABLE
             self.metrics.end_to_end.observe(max(0.0, time.time() - created_ms / 1000))
@@ -234,6 +246,7 @@ class Worker:
     def _release(self, parts: set[int]) -> None:
         for part in parts:
             self.scorer.registry.drop_partition(part)
+            self.scorer.forget(part)
             self.metrics.forget_partition(self.topics.events, part)
         self.checkpoint.release(parts, self.topics.events)
         self.restoring = [tp for tp in self.restoring if tp.partition not in parts]
