@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
+from confluent_kafka import Message
+
 from anomstream.detect.spec import DetectorSpecs, SilenceSpec, StreamSpec
 from anomstream.offline.replay import Replayer
 from anomstream.offline.sources import Row
@@ -15,31 +19,36 @@ SPECS = DetectorSpecs(streams={"default": StreamSpec(detector="zscore", silence=
 
 
 def _events() -> list[Event]:
-    """a and b send every 10 s; a stops after step 29 while b goes on, then a comes back at step 60."""
+    """A and b send every 10 s; a stops after step 29 while b goes on, then a comes back at step 60."""
     out = []
     for step in range(70):
         for entity in ("a", "b"):
             if entity == "a" and 30 <= step < 60:
                 continue
-            out.append(Event(entity_id=entity, timestamp=(T0 + STEP_S * step) * 1000, values={"v": 1.0 + step % 3}))
+            when = datetime.fromtimestamp(T0 + STEP_S * step, tz=UTC)
+            out.append(Event(entity_id=entity, timestamp=when, values={"v": 1.0 + step % 3}))
     return out
 
 
-def _alerts(msgs: list[object]) -> list[Alert]:
-    return [Alert.model_validate_json(bytes(m.value() or b"")) for m in msgs]  # type: ignore[attr-defined]  # confluent Message
+def _alerts(msgs: list[Message]) -> list[Alert]:
+    return [Alert.model_validate_json(bytes(m.value() or b"")) for m in msgs]
 
 
 def test_silent_key_alerts_once_and_resolves_and_replay_agrees(kafka_bootstrap: str) -> None:
-    """One silent alert at a's predicted deadline, one resolved on its return; replay emits the same alerts."""
+    """One silent alert at the predicted deadline, one resolved on return; replay emits the same alerts."""
     settings = settings_for(kafka_bootstrap, partitions=1)
     events = _events()
-    produce(kafka_bootstrap, settings.topics.events, ((e.entity_id.encode(), encode_event(e)) for e in events))
+    produce(
+        kafka_bootstrap, settings.topics.events, ((e.entity_id.encode(), encode_event(e)) for e in events)
+    )
 
-    def done(got: list[object]) -> bool:
+    def done(got: list[Message]) -> bool:
         return any(a.status == "resolved" and a.kind == "silent" for a in _alerts(got))
 
     with worker_thread(settings, SPECS) as w:
-        live = [a for a in _alerts(drain(kafka_bootstrap, settings.topics.alerts, done, 90)) if a.kind == "silent"]
+        live = [
+            a for a in _alerts(drain(kafka_bootstrap, settings.topics.alerts, done, 90)) if a.kind == "silent"
+        ]
         assert not w.error, w.error
     assert [(a.entity_id, a.status) for a in live] == [("a", "open"), ("a", "resolved")]
     opened, resolved = live
@@ -51,7 +60,7 @@ def test_silent_key_alerts_once_and_resolves_and_replay_agrees(kafka_bootstrap: 
     assert resolved.timestamp.timestamp() == T0 + STEP_S * 60
 
     replayer = Replayer(SPECS)
-    replayed = []
+    replayed: list[Alert] = []
     for offset, event in enumerate(events):
         source = Source(topic=settings.topics.events, partition=0, offset=offset)
         replayed += replayer.feed(Row(source, str(offset), event)).stream_alerts

@@ -11,6 +11,7 @@ from __future__ import annotations
 import bisect
 import collections
 import functools
+import itertools
 import math
 import statistics
 from array import array
@@ -25,6 +26,7 @@ def _edges(bins: int) -> tuple[float, ...]:
     """Edges of ``bins`` equiprobable bins of a standard normal (increments are standardised, then binned)."""
     return tuple(statistics.NormalDist().inv_cdf(i / bins) for i in range(1, bins))
 
+
 _MAX_DEV = 1e300
 _Z_CLIP = 50.0  # a standardised value beyond this is learned as this (an outlier must not poison moments)
 
@@ -34,7 +36,8 @@ def _chi2_z(stat: float, dof: int) -> float:
     if stat <= 0.0:
         return 0.0
     c = 2.0 / (9.0 * dof)
-    return max(0.0, ((stat / dof) ** (1.0 / 3.0) - (1.0 - c)) / math.sqrt(c))
+    root: float = (stat / dof) ** (1.0 / 3.0)
+    return max(0.0, (root - (1.0 - c)) / math.sqrt(c))
 
 
 class _Moments:
@@ -123,6 +126,7 @@ class Collective(Detector):
     def __init__(
         self,
         window: int = 16,
+        *,
         bins: int = 4,
         k: float = 0.5,
         alpha: float = 0.02,
@@ -147,7 +151,11 @@ class Collective(Detector):
     def _gaps(self) -> tuple[_Moments, collections.deque[float], list[float]]:
         """(long-run log gap, recent log gaps, [last event time])."""
         if "_arrivals" not in self.__dict__:
-            self.__dict__["_arrivals"] = (_Moments(self.alpha), collections.deque(maxlen=self.rate_window), [])
+            self.__dict__["_arrivals"] = (
+                _Moments(self.alpha),
+                collections.deque(maxlen=self.rate_window),
+                [],
+            )
         return self.__dict__["_arrivals"]  # type: ignore[no-any-return]  # lazy state
 
     # -- statistics --------------------------------------------------------------------------------
@@ -177,7 +185,7 @@ class Collective(Detector):
         kl = sum(c / n * math.log(c / n / (f.hist[i] / total)) for i, c in enumerate(counts) if c)
         g = 2.0 * n * kl  # the G statistic: chi-square with bins - 1 degrees of freedom under no change
         ss = sum(v * v for v in w)
-        r = sum(a * b for a, b in zip(w, w[1:], strict=False)) / ss if ss > 1e-12 else 0.0
+        r = sum(a * b for a, b in itertools.pairwise(w)) / ss if ss > 1e-12 else 0.0
         # White-noise increments have lag-1 correlation -1/2; the history tracks the key's own value.
         r_hist = max(-0.99, min(0.99, f.cross / f.square))
         r = max(-0.99, min(0.99, r))
@@ -291,5 +299,5 @@ def _clip(v: float) -> float:
 
 
 def _log_gap(gap: float) -> float:
-    """log of an inter-arrival gap in seconds; ties and reordered events count as a millisecond."""
+    """Log of an inter-arrival gap in seconds; ties and reordered events count as a millisecond."""
     return math.log(max(gap, 1e-3))

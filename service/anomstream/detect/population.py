@@ -73,7 +73,8 @@ class PopulationWatch:
     >>> for w in range(10):
     ...     for e in range(40):
     ...         bad = w == 8 and e < 15          # window 8: 15 of 40 keys deviate together
-    ...         alerts += watch.observe("s", f"k{e}", 60.0 * w, src, spec, 0.5 if bad else 0.0, bad)
+    ...         alerts += watch.observe("s", f"k{e}", 60.0 * w, source=src, spec=spec,
+    ...                             score=0.5 if bad else 0.0, deviating=bad)
     >>> [(a.status, a.values["deviating_keys"]) for a in alerts]
     [('open', 15.0), ('resolved', 0.0)]
     """
@@ -83,7 +84,15 @@ class PopulationWatch:
         self.windows: dict[tuple[str, int], _Window] = {}
 
     def observe(
-        self, stream: str, entity: str, t: float, source: Source, spec: PopulationSpec, score: float, deviating: bool
+        self,
+        stream: str,
+        entity: str,
+        t: float,
+        *,
+        source: Source,
+        spec: PopulationSpec,
+        score: float,
+        deviating: bool,
     ) -> list[Alert]:
         """Count one scored event; returns the alert of the window it closed, if any."""
         key = (stream, source.partition)
@@ -122,10 +131,13 @@ class PopulationWatch:
         win.is_open = alarm
         if status is None:
             return None
-        return self._alert(win, stream, source, spec, status, (k, n, p0, log10p))
+        return self._alert(
+            win=win, stream=stream, source=source, spec=spec, status=status, stats=(k, n, p0, log10p)
+        )
 
     def _alert(
         self,
+        *,
         win: _Window,
         stream: str,
         source: Source,

@@ -108,7 +108,13 @@ class Scorer:
             )
             t = event.timestamp.timestamp()
             self.pending += self.population.observe(
-                event.stream, event.entity_id, t, source, spec.population, outcome.score, deviating
+                event.stream,
+                event.entity_id,
+                t,
+                source=source,
+                spec=spec.population,
+                score=outcome.score,
+                deviating=deviating,
             )
         return outcome
 
@@ -149,7 +155,18 @@ class Scorer:
             gap = c.observe(t, source, spec.silence)
             if gap is not None:  # the key is back: its silence resolves
                 key = (event.stream, event.entity_id)
-                self.pending.append(silence_alert(*key, source, "resolved", t, self.now(), gap, c.mean, c.predicted))
+                self.pending.append(
+                    silence_alert(
+                        *key,
+                        source,
+                        status="resolved",
+                        when=t,
+                        detected=self.now(),
+                        gap=gap,
+                        mean=c.mean,
+                        predicted=c.predicted,
+                    )
+                )
             self.silence.arm(event.stream, event.entity_id, source.partition, c)
         self.pending += self.silence.advance(source.partition, t, self.registry.clock())
 

@@ -126,7 +126,10 @@ class SilenceWatch:
     def arm(self, stream: str, entity: str, partition: int, cadence: Cadence) -> None:
         """(Re)schedule a key's deadline (after an event, or after its state was restored)."""
         if cadence.watched and not cadence.silent:
-            heapq.heappush(self.heaps.setdefault(partition, []), _Due(cadence.deadline, next(self._seq), stream, entity, cadence))
+            heapq.heappush(
+                self.heaps.setdefault(partition, []),
+                _Due(cadence.deadline, next(self._seq), stream, entity, cadence),
+            )
         last = cadence.last_t
         if not math.isnan(last) and last > self.watermark.get(partition, -math.inf):
             self.watermark[partition] = last
@@ -168,8 +171,15 @@ class SilenceWatch:
         predicted = c.deadline - c.last_t
         gap = wm - c.last_t
         return silence_alert(
-            due.stream, due.entity, Source(topic=c.topic, partition=partition, offset=c.last_offset),
-            "open", due.deadline, self.now(), gap, c.mean, predicted,
+            due.stream,
+            due.entity,
+            Source(topic=c.topic, partition=partition, offset=c.last_offset),
+            status="open",
+            when=due.deadline,
+            detected=self.now(),
+            gap=gap,
+            mean=c.mean,
+            predicted=predicted,
         )
 
 
@@ -177,6 +187,7 @@ def silence_alert(
     stream: str,
     entity: str,
     source: Source,
+    *,
     status: str,
     when: float,
     detected: datetime,
