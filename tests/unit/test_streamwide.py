@@ -115,7 +115,7 @@ SILENT = DetectorSpecs(streams={"default": StreamSpec(detector="zscore", silence
 
 
 def test_silence_alerts_once_then_resolves_in_event_time() -> None:
-    """a stops while b goes on: one ``silent`` open at a's deadline, one ``resolved`` when a returns."""
+    """Key a stops while b goes on: one ``silent`` open at a's deadline, one ``resolved`` when a returns."""
     events = []
     for step in range(60):
         for entity in ("a", "b"):
