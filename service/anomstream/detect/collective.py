@@ -28,6 +28,7 @@ def _edges(bins: int) -> tuple[float, ...]:
 
 
 _MAX_DEV = 1e300
+_BURST = math.log(2.0)  # a burst: the recent gaps are on average at least this much shorter (log scale)
 _Z_CLIP = 50.0  # a standardised value beyond this is learned as this (an outlier must not poison moments)
 
 
@@ -221,7 +222,9 @@ class Collective(Detector):
         if not last or lr.n < self.rate_window:
             return 0.0
         gaps = [*list(recent)[1 if len(recent) == self.rate_window else 0 :], _log_gap(t - last[0])]
-        drop = lr.mean - sum(gaps) / len(gaps)
+        # Only a real burst counts: gaps at least halved on average (a perfectly regular key has no spread,
+        # and after one long gap its mean moves up a little, which must not read as a burst).
+        drop = lr.mean - sum(gaps) / len(gaps) - _BURST
         return max(0.0, drop / lr.sd(0.1) * math.sqrt(len(gaps)))
 
     # -- the detector contract -----------------------------------------------------------------------
