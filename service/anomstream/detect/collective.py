@@ -17,6 +17,7 @@ import statistics
 from array import array
 from typing import Any
 
+from anomstream.detect.calibration import FLOOR_LOG10P, Likelihood
 from anomstream.detect.detector import Detector, Explanation, Features, shares, z_to_score
 from anomstream.wire.records import Expected
 
@@ -29,7 +30,10 @@ def _edges(bins: int) -> tuple[float, ...]:
 
 _MAX_DEV = 1e300
 _BURST = math.log(2.0)  # a burst: the recent gaps are on average at least this much shorter (log scale)
-_Z_CLIP = 50.0  # a standardised value beyond this is learned as this (an outlier must not poison moments)
+_Z_CLIP = 50.0
+_W_CLIP = 4.0  # window statistics judge shape, not size: one huge increment must not dominate them (or
+# their long-run moments) for a whole window; size is the point detectors' and the CUSUM's business
+_LEARN_SD = 3.0  # calibrators learn a view's value at most this many of their sd above their mean  # a standardised value beyond this is learned as this (an outlier must not poison moments)
 
 
 def _chi2_z(stat: float, dof: int) -> float:
@@ -123,6 +127,7 @@ class Collective(Detector):
     name = "collective"
     kind = "collective"
     summary = "sequence views per key: CUSUM drift, window shape (relative entropy, serial correlation), rate"
+    calibrated = True
 
     def __init__(
         self,
@@ -134,6 +139,8 @@ class Collective(Detector):
         history: float = 0.002,
         rate_window: int = 8,
         band: float = 3.0,
+        persist: int = 2,
+        min_history: int = 100,
     ) -> None:
         self.window = window
         self.bins = bins
@@ -142,6 +149,8 @@ class Collective(Detector):
         self.history = history
         self.rate_window = rate_window
         self.band = band
+        self.persist = persist
+        self.min_history = min_history
 
     # -- lazily created state ----------------------------------------------------------------------
     @property
@@ -158,6 +167,13 @@ class Collective(Detector):
                 [],
             )
         return self.__dict__["_arrivals"]  # type: ignore[no-any-return]  # lazy state
+
+    @property
+    def _calibration(self) -> tuple[dict[str, Likelihood], dict[str, collections.deque[float]]]:
+        """(a calibrator per view, the log10 p of each view's last ``persist - 1`` points)."""
+        if "_cal" not in self.__dict__:
+            self.__dict__["_cal"] = ({}, {})
+        return self.__dict__["_cal"]  # type: ignore[no-any-return]  # lazy state
 
     # -- statistics --------------------------------------------------------------------------------
     def _standard(self, f: _Feature, value: float) -> tuple[float, float]:
@@ -238,8 +254,48 @@ class Collective(Detector):
         views = self.deviations(x, t)
         return z_to_score(max(_chi2_z(v, dof) if k.endswith(".kl") else v for k, v in views.items()))
 
+    def log10p_one(self, x: Features, t: float | None = None) -> tuple[float, str]:
+        """(log10 tail probability, winning view): each view against its own history, persisting.
+
+        A view speaks only when it was improbable on each of the last ``persist`` points (a sequence
+        change lasts; one odd window does not), and the smallest p is multiplied by the number of views
+        (Bonferroni: many views must not mean many false alarms).
+        """
+        return self._judge(self._views(x, t))[:2]
+
+    def _judge(self, views: dict[str, float]) -> tuple[float, str, dict[str, float]]:
+        cals, past = self._calibration
+        best, winner, now = 0.0, "", {}
+        for view, raw in views.items():
+            cal = cals.get(view)
+            if cal is None:
+                continue
+            lp = now[view] = FLOOR_LOG10P if raw >= _MAX_DEV else cal.peek(math.log1p(raw))
+            held = max(lp, *past[view]) if past.get(view) else lp
+            if held < best:
+                best, winner = held, view
+        if winner:
+            best = min(0.0, best + math.log10(len(cals)))
+        return best, winner, now
+
+    def _learn_views(self, x: Features, t: float | None) -> None:
+        """The calibrators learn this point's views; each view remembers its last ``persist - 1`` verdicts."""
+        views = self._views(x, t)
+        cals, past = self._calibration
+        _, _, now = self._judge(views)
+        for view, raw in views.items():
+            if view not in cals:
+                cals[view] = Likelihood(window=1, min_n=self.min_history)
+                past[view] = collections.deque(maxlen=max(self.persist - 1, 0))
+            lp = now.get(view, 0.0)
+            if self.persist > 1:
+                past[view].append(lp)
+            if raw < _MAX_DEV:
+                cals[view].commit(_winsorised(cals[view], math.log1p(raw)))
+
     def learn_one(self, x: Features, t: float | None = None) -> None:
         """Update every feature's sequence state (and the rate, when ``t`` is given)."""
+        self._learn_views(x, t)
         for name, value in x.items():
             if not math.isfinite(value):
                 continue
@@ -297,8 +353,16 @@ class Collective(Detector):
         return Explanation(shares(weights), expected)
 
 
+def _winsorised(cal: Likelihood, value: float) -> float:
+    """``value`` capped at the calibrator's mean + ``_LEARN_SD`` sd: an incident widens the norm only slowly."""
+    if cal.n < cal.min_n:
+        return value
+    return min(value, cal.mean + _LEARN_SD * max(math.sqrt(cal.var), cal.sd_floor))
+
+
 def _clip(v: float) -> float:
-    return max(-_Z_CLIP, min(_Z_CLIP, v)) if math.isfinite(v) else math.copysign(_Z_CLIP, v)
+    """A standardised increment as the window statistics see it: capped at ``_W_CLIP`` either way."""
+    return max(-_W_CLIP, min(_W_CLIP, v)) if math.isfinite(v) else math.copysign(_W_CLIP, v)
 
 
 def _log_gap(gap: float) -> float:

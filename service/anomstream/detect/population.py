@@ -50,12 +50,13 @@ def log10_binomial_tail(k: int, n: int, p: float) -> float:
 class _Window:
     """One (stream, partition)'s open window, its baseline share and its episode state."""
 
-    __slots__ = ("active", "deviating", "index", "is_open", "seen", "share")
+    __slots__ = ("active", "before", "deviating", "index", "is_open", "seen", "share")
 
     def __init__(self, index: int) -> None:
         self.index = index
         self.active: set[str] = set()
         self.deviating: dict[str, float] = {}  # entity → its strongest deviation (score) in the window
+        self.before: set[str] = set()  # the keys that deviated in the previous window
         self.share = 0.0  # exponentially weighted share of deviating keys in normal windows
         self.seen = 0
         self.is_open = False
@@ -105,6 +106,7 @@ class PopulationWatch:
             alert = self._close(win, stream, source, spec)
             if alert is not None:
                 out.append(alert)
+            win.before = set(win.deviating) if index == win.index + 1 else set()
             win.index, win.active, win.deviating = index, set(), {}
         win.active.add(entity)
         if deviating:
@@ -117,7 +119,10 @@ class PopulationWatch:
             del self.windows[key]
 
     def _close(self, win: _Window, stream: str, source: Source, spec: PopulationSpec) -> Alert | None:
-        n, k = len(win.active), len(win.deviating)
+        # Onsets: keys that deviate in this window and did not in the previous one. A key whose detector
+        # keeps it deviating for a while (window statistics do) counts once, when it starts.
+        onsets = {e: score for e, score in win.deviating.items() if e not in win.before}
+        n, k = len(win.active), len(onsets)
         if n < spec.min_keys:
             return None
         p0 = max(win.share, spec.key_risk)
@@ -132,7 +137,7 @@ class PopulationWatch:
         if status is None:
             return None
         return self._alert(
-            win=win, stream=stream, source=source, spec=spec, status=status, stats=(k, n, p0, log10p)
+            win=win, stream=stream, source=source, spec=spec, status=status, stats=(k, n, p0, log10p), top=onsets
         )
 
     def _alert(
@@ -144,9 +149,10 @@ class PopulationWatch:
         spec: PopulationSpec,
         status: str,
         stats: tuple[int, int, float, float],
+        top: dict[str, float],
     ) -> Alert:
         k, n, p0, log10p = stats
-        top = sorted(win.deviating, key=lambda e: (-win.deviating[e], e))[: spec.top]
+        keys = sorted(top, key=lambda e: (-top[e], e))[: spec.top]
         score, threshold = score_of_log10p(max(log10p, -300.0)), score_of_risk(spec.risk)
         name = f"{source.topic}/{source.partition}/{stream}/{win.index}/{status}"
         return Alert(
@@ -164,7 +170,7 @@ class PopulationWatch:
             expected={"share": Expected(mean=p0, low=0.0, high=p0)},
             contributions={"share": 1.0},
             source=source,
-            attributes={"top_keys": ",".join(top), "partition": str(source.partition)},
+            attributes={"top_keys": ",".join(keys), "partition": str(source.partition)},
             kind="population",
             probability=min(1.0, 10.0**log10p),
             view="share",
