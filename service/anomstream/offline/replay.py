@@ -80,7 +80,25 @@ class Verdict:
             "expected_high": band.high if band else None,
             "label": row.label,
             "error": row.error,
+            # silent/population alerts this row released (JSON in CSV; empty when none), as the worker
+            # would publish them right after this record
+            "stream_alerts": [_stream_alert(a) for a in self.stream_alerts] or None,
         }
+
+
+def _stream_alert(alert: Alert) -> dict[str, Any]:
+    """The columns of a stream-wide alert worth a replay row: what, whom, when, how sure, which keys."""
+    return {
+        "kind": alert.kind,
+        "status": alert.status,
+        "entity_id": alert.entity_id,
+        "alert_id": alert.alert_id,
+        "timestamp": alert.timestamp.isoformat(),
+        "severity": alert.severity,
+        "probability": alert.probability,
+        "values": dict(alert.values),
+        **({"top_keys": alert.attributes["top_keys"]} if "top_keys" in alert.attributes else {}),
+    }
 
 
 class Replayer:
@@ -168,13 +186,14 @@ def run(opts: ReplayOptions, specs: DetectorSpecs, settings: Settings | None = N
     else:
         print("anomstream replay: give FILE... or --from-kafka TOPIC", file=sys.stderr)
         return 2
-    counts = {"rows": 0, "rejected": 0, "alarms": 0}
+    counts = {"rows": 0, "rejected": 0, "alarms": 0, "stream alerts": 0}
     with open_writer(opts.out) as write:
         for verdict in verdicts:
             write(verdict.as_dict())
             counts["rows"] += 1
             counts["rejected"] += verdict.outcome is None
             counts["alarms"] += verdict.alarm
+            counts["stream alerts"] += len(verdict.stream_alerts)
     summary = ", ".join(f"{v} {k}" for k, v in counts.items())
     print(f"replayed with {name}: {summary}", file=sys.stderr)
     return 0
