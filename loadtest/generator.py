@@ -155,8 +155,11 @@ class Generator:
 
     def _free(self, step: int, kinds: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
         """Entities that may start an anomaly now (armed, nothing running, not recovering from one)."""
-        idle = (self.quiet == 0) & (self.run_left == 0) & (self.silent_left == 0) & (kinds == 0)
-        return idle & (step >= self.data.arm_after)
+        if step < self.data.arm_after:
+            return np.zeros(self.n, dtype=bool)
+        idle: npt.NDArray[np.bool_] = (self.quiet == 0) & (self.run_left == 0) & (self.silent_left == 0)
+        free: npt.NDArray[np.bool_] = idle & (kinds == 0)
+        return free
 
     def _population(self, step: int, values: Array, kinds: npt.NDArray[np.int64]) -> None:
         d = self.data

@@ -265,7 +265,8 @@ def test_alert_quality_counts_episodes_found_and_alerts_true() -> None:
     coll = result["collective"]
     assert (coll["n"], coll["recall"], coll["precision"]) == (2, 0.5, 0.5)
     assert (result["silent"]["recall"], result["silent"]["precision"]) == (1.0, 0.5)
-    assert result["population"]["n"] == 2 and result["population"]["recall"] is None  # not enabled
+    assert result["population"]["n"] == 2
+    assert result["population"]["recall"] is None  # not enabled
 
 
 def test_main_table_has_a_row_per_run() -> None:

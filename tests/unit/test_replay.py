@@ -217,7 +217,7 @@ def test_missing_column_fails_before_any_row(tmp_path: Path) -> None:
 
 
 def test_cli_writes_stream_wide_alerts_in_the_row_that_released_them(tmp_path: Path) -> None:
-    """A key that goes quiet while another keeps sending: replay's CSV names the silent alert, then resolved."""
+    """A key goes quiet while another keeps sending: replay's CSV names its silent alert, then resolved."""
     lines = ["timestamp,entity,value"]
     for i in range(60):
         for entity in ("a", "b"):

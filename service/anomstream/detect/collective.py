@@ -30,10 +30,11 @@ def _edges(bins: int) -> tuple[float, ...]:
 
 _MAX_DEV = 1e300
 _BURST = math.log(2.0)  # a burst: the recent gaps are on average at least this much shorter (log scale)
-_Z_CLIP = 50.0
-_W_CLIP = 4.0  # window statistics judge shape, not size: one huge increment must not dominate them (or
-# their long-run moments) for a whole window; size is the point detectors' and the CUSUM's business
-_LEARN_SD = 3.0  # calibrators learn a view's value at most this many of their sd above their mean  # a standardised value beyond this is learned as this (an outlier must not poison moments)
+_Z_CLIP = 50.0  # a standardised value beyond this is learned as this (an outlier must not poison moments)
+# Window statistics judge shape, not size: one huge increment must not dominate them (or their long-run
+# moments) for a whole window; size is the point detectors' and the CUSUM's business.
+_W_CLIP = 4.0
+_LEARN_SD = 3.0  # calibrators learn a view's value at most this many of their sd above their mean
 
 
 def _chi2_z(stat: float, dof: int) -> float:
@@ -354,7 +355,7 @@ class Collective(Detector):
 
 
 def _winsorised(cal: Likelihood, value: float) -> float:
-    """``value`` capped at the calibrator's mean + ``_LEARN_SD`` sd: an incident widens the norm only slowly."""
+    """``value`` capped at the calibrator's mean + ``_LEARN_SD`` sd: incidents widen the norm only slowly."""
     if cal.n < cal.min_n:
         return value
     return min(value, cal.mean + _LEARN_SD * max(math.sqrt(cal.var), cal.sd_floor))

@@ -137,7 +137,13 @@ class PopulationWatch:
         if status is None:
             return None
         return self._alert(
-            win=win, stream=stream, source=source, spec=spec, status=status, stats=(k, n, p0, log10p), top=onsets
+            win=win,
+            stream=stream,
+            source=source,
+            spec=spec,
+            status=status,
+            stats=(k, n, p0, log10p),
+            top=onsets,
         )
 
     def _alert(
