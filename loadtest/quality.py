@@ -120,7 +120,11 @@ def score(v: Verdicts, slack_steps: int) -> dict[str, Any]:
         n = int((kinds == kind).sum())
         out[kind] = {"n": n, "precision": round(p, 4), "recall": round(r, 4), "f1": round(f1, 4)}
     coll = out["collective"]
-    coll["point_precision"], coll["point_recall"] = coll["precision"], coll["recall"]
+    coll["point_precision"], coll["point_recall"], coll["point_f1"] = (
+        coll["precision"],
+        coll["recall"],
+        coll["f1"],
+    )
     coll["event_recall"] = _run_recall(v, slack_steps)
     coll["points"] = coll.pop("n")
     kinds_found = alert_quality(v, slack_steps)
@@ -137,8 +141,11 @@ def alert_quality(v: Verdicts, slack_steps: int) -> dict[str, dict[str, Any]]:
     end = max((ts for _, ts in v.keys), default=0)
     slack = slack_steps * v.step_ms
 
-    def spans(episodes: list[Run], extra: int) -> list[Span]:
-        return [(r.entity, r.first_ms, r.last_ms + extra) for r in episodes if r.last_ms <= end]
+    def spans(episodes: list[Run], extra: int) -> tuple[list[Span], list[Span]]:
+        # (every episode, those complete within the stream): recall counts the complete ones only, but
+        # an alert on an episode the stream's end cut short is still a true one
+        every = [(r.entity, r.first_ms, r.last_ms + extra) for r in episodes]
+        return every, [s for s, r in zip(every, episodes, strict=True) if r.last_ms <= end]
 
     def opened(kind: str) -> list[tuple[str, int]]:
         return [(a.entity_id, ts) for ts, a in v.alerts if a.kind == kind]
@@ -156,16 +163,17 @@ def alert_quality(v: Verdicts, slack_steps: int) -> dict[str, dict[str, Any]]:
     for kind, episodes, extra in (("population", v.episodes, slack), ("silent", v.gaps, 0)):
         out[kind] = _episodes(spans(episodes, extra), opened(kind), lambda e, t: False)
         if kind not in v.enabled:
-            out[kind].update(recall=None, precision=None, enabled=False)
+            out[kind].update(recall=None, precision=None, f1=None, enabled=False)
     return out
 
 
 def _episodes(
-    spans: list[Span], opened: list[tuple[str, int]], excluded: Callable[[str, int], bool]
+    both: tuple[list[Span], list[Span]], opened: list[tuple[str, int]], excluded: Callable[[str, int], bool]
 ) -> dict[str, Any]:
-    """Recall: share of spans in which an alert of the span's entity opened; precision per alert."""
+    """Recall: share of complete spans in which an alert of the span's entity opened; precision per alert."""
+    every, spans = both
     by_entity: dict[str, list[Span]] = {}
-    for span in spans:
+    for span in every:
         by_entity.setdefault(span[0], []).append(span)
 
     def hit(entity: str, ts: int, span: Span) -> bool:
@@ -176,10 +184,14 @@ def _episodes(
     fp = sum(
         not any(hit(e, ts, sp) for sp in by_entity.get(e, ())) and not excluded(e, ts) for e, ts in opened
     )
+    recall = found / len(spans) if spans else None
+    precision = tp / (tp + fp) if tp + fp else None
+    f1 = 2 * precision * recall / (precision + recall) if recall and precision else None
     return {
         "n": len(spans),
-        "recall": round(found / len(spans), 4) if spans else None,
-        "precision": round(tp / (tp + fp), 4) if tp + fp else None,
+        "recall": None if recall is None else round(recall, 4),
+        "precision": None if precision is None else round(precision, 4),
+        "f1": None if f1 is None else round(f1, 4),
         "alerts": len(opened),
         "true_alerts": tp,
         "false_alerts": fp,
