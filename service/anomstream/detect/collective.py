@@ -15,10 +15,9 @@ import itertools
 import math
 import statistics
 from array import array
-from typing import Any
 
-from anomstream.detect.calibration import FLOOR_LOG10P, Likelihood
 from anomstream.detect.detector import Detector, Explanation, Features, shares, z_to_score
+from anomstream.detect.persistent import PersistentViews
 from anomstream.wire.records import Expected
 
 
@@ -34,7 +33,6 @@ _Z_CLIP = 50.0  # a standardised value beyond this is learned as this (an outlie
 # Window statistics judge shape, not size: one huge increment must not dominate them (or their long-run
 # moments) for a whole window; size is the point detectors' and the CUSUM's business.
 _W_CLIP = 4.0
-_LEARN_SD = 3.0  # calibrators learn a view's value at most this many of their sd above their mean
 
 
 def _chi2_z(stat: float, dof: int) -> float:
@@ -53,12 +51,6 @@ class _Moments:
 
     def __init__(self, alpha: float) -> None:
         self.alpha, self.mean, self.var, self.n = alpha, 0.0, 0.0, 0
-
-    def __getstate__(self) -> tuple[float, float, float, int]:
-        return self.alpha, self.mean, self.var, self.n
-
-    def __setstate__(self, state: tuple[float, float, float, int]) -> None:
-        self.alpha, self.mean, self.var, self.n = state
 
     def sd(self, floor: float) -> float:
         return max(math.sqrt(self.var), floor)
@@ -87,13 +79,6 @@ class _Feature:
         self.hist = array("d", [1.0] * bins)  # a uniform prior worth ``bins`` points
         self.window: collections.deque[float] = collections.deque(maxlen=window)
 
-    def __getstate__(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.__slots__}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        for name, value in state.items():
-            setattr(self, name, value)
-
 
 class Collective(Detector):
     """Sequence statistics per key: CUSUM drift, window shape (relative entropy, serial correlation), rate.
@@ -121,7 +106,9 @@ class Collective(Detector):
     ...     det.learn_one({"v": 50.0}, t=60.0 * i)
     >>> det.deviations({"v": 50.0}, t=60.0 * 416)["v.kl"] > 5 > normal
     True
-    >>> det.deviations({"v": 50.0}, t=60.0 * 415 + 1)["rate"] > 3   # one second after the last event
+    >>> for i in range(7):                         # then a burst: events one second apart
+    ...     det.learn_one({"v": 50.0}, t=60.0 * 415 + 1 + i)
+    >>> det.deviations({"v": 50.0}, t=60.0 * 415 + 8)["rate"] > 3
     True
     """
 
@@ -170,10 +157,10 @@ class Collective(Detector):
         return self.__dict__["_arrivals"]  # type: ignore[no-any-return]  # lazy state
 
     @property
-    def _calibration(self) -> tuple[dict[str, Likelihood], dict[str, collections.deque[float]]]:
-        """(a calibrator per view, the log10 p of each view's last ``persist - 1`` points)."""
+    def _calibration(self) -> PersistentViews:
+        """The views' calibrators and their last verdicts (``detect.persistent``)."""
         if "_cal" not in self.__dict__:
-            self.__dict__["_cal"] = ({}, {})
+            self.__dict__["_cal"] = PersistentViews(self.persist, self.min_history)
         return self.__dict__["_cal"]  # type: ignore[no-any-return]  # lazy state
 
     # -- statistics --------------------------------------------------------------------------------
@@ -262,41 +249,11 @@ class Collective(Detector):
         change lasts; one odd window does not), and the smallest p is multiplied by the number of views
         (Bonferroni: many views must not mean many false alarms).
         """
-        return self._judge(self._views(x, t))[:2]
-
-    def _judge(self, views: dict[str, float]) -> tuple[float, str, dict[str, float]]:
-        cals, past = self._calibration
-        best, winner, now = 0.0, "", {}
-        for view, raw in views.items():
-            cal = cals.get(view)
-            if cal is None:
-                continue
-            lp = now[view] = FLOOR_LOG10P if raw >= _MAX_DEV else cal.peek(math.log1p(raw))
-            held = max(lp, *past[view]) if past.get(view) else lp
-            if held < best:
-                best, winner = held, view
-        if winner:
-            best = min(0.0, best + math.log10(len(cals)))
-        return best, winner, now
-
-    def _learn_views(self, x: Features, t: float | None) -> None:
-        """The calibrators learn this point's views; each view remembers its last ``persist - 1`` verdicts."""
-        views = self._views(x, t)
-        cals, past = self._calibration
-        _, _, now = self._judge(views)
-        for view, raw in views.items():
-            if view not in cals:
-                cals[view] = Likelihood(window=1, min_n=self.min_history)
-                past[view] = collections.deque(maxlen=max(self.persist - 1, 0))
-            lp = now.get(view, 0.0)
-            if self.persist > 1:
-                past[view].append(lp)
-            if raw < _MAX_DEV:
-                cals[view].commit(_winsorised(cals[view], math.log1p(raw)))
+        return self._calibration.judge(self._views(x, t))[:2]
 
     def learn_one(self, x: Features, t: float | None = None) -> None:
         """Update every feature's sequence state (and the rate, when ``t`` is given)."""
-        self._learn_views(x, t)
+        self._calibration.learn(self._views(x, t))
         for name, value in x.items():
             if not math.isfinite(value):
                 continue
@@ -352,13 +309,6 @@ class Collective(Detector):
                 m, sd = f.level.mean, f.level.sd(0.0)
                 expected[name] = Expected(mean=m, low=m - self.band * sd, high=m + self.band * sd)
         return Explanation(shares(weights), expected)
-
-
-def _winsorised(cal: Likelihood, value: float) -> float:
-    """``value`` capped at the calibrator's mean + ``_LEARN_SD`` sd: incidents widen the norm only slowly."""
-    if cal.n < cal.min_n:
-        return value
-    return min(value, cal.mean + _LEARN_SD * max(math.sqrt(cal.var), cal.sd_floor))
 
 
 def _clip(v: float) -> float:
