@@ -71,7 +71,7 @@ class PopulationWatch:
     >>> watch, spec, src = PopulationWatch(), PopulationSpec(enabled=True, window_s=60), Source(
     ...     topic="t", partition=0, offset=0)
     >>> alerts = []
-    >>> for w in range(10):
+    >>> for w in range(11):               # window 10 closes window 9
     ...     for e in range(40):
     ...         bad = w == 8 and e < 15          # window 8: 15 of 40 keys deviate together
     ...         alerts += watch.observe("s", f"k{e}", 60.0 * w, source=src, spec=spec,
