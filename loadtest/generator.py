@@ -5,6 +5,14 @@
 * ``collective`` — a run of individually normal points: a frozen (flat) signal or a slow oscillation
   replacing the noise.
 
+Two stream-wide cases, off unless the data spec asks (``population_every``, ``silence_prob``):
+
+* ``population`` — every ``population_every`` steps, ``population_share`` of the free entities shift all
+  their features together (one direction per episode) by ``population_shift`` overall std for
+  ``population_length`` steps; the points are labelled, the episode is listed in ``Generator.episodes``;
+* ``silent`` — an entity stops sending for ``silence_length`` steps, then resumes; nothing is emitted in the
+  gap (so nothing is labelled), the gap is listed in ``Generator.gaps``.
+
 Generation is vectorised per time step (one event per entity per step). Ground truth is kept in
 ``Generator.labels`` keyed by ``(entity_id, timestamp_ms)``; collective runs are also listed whole.
 """
@@ -30,6 +38,7 @@ _CONTEXT_MIN_SIN = 0.7  # inject contextual points only where the 12-hour-shifte
 _CONTEXT_SHARE = 1 - 2 / math.pi * math.asin(_CONTEXT_MIN_SIN)  # share of the day that qualifies
 
 Array = npt.NDArray[np.float64]
+_LABELS = (None, *KINDS, "population")  # by the generator's kind code (5, silent, emits no event)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -104,6 +113,11 @@ class Generator:
         self.steps = 0
         self.labels: dict[tuple[str, int], str] = {}
         self.runs: list[Run] = []
+        self.silent_left = np.zeros(self.n, dtype=np.int64)
+        self.members = np.zeros(self.n, dtype=bool)  # entities of the current population episode
+        self.pop_left, self.pop_sign = 0, 1.0
+        self.episodes: list[Run] = []  # population episodes (entity ``*``)
+        self.gaps: list[Run] = []  # silences: the first and last step with no event
 
     def ts_ms(self, step: int) -> int:
         """Event time of ``step`` (the same for every entity)."""
@@ -118,8 +132,10 @@ class Generator:
         step = self.steps
         base, sin = self._seasonal(step)
         values = base + self.rng.standard_normal(base.shape) * self.sigma
-        kinds = np.zeros(self.n, dtype=np.int64)  # 0 none, 1 spike, 2 contextual, 3 collective
+        kinds = np.zeros(self.n, dtype=np.int64)  # 0 none, 1-3 KINDS, 4 population, 5 silent (no event)
         self._continue_runs(step, base, values, kinds)
+        self._population(step, values, kinds)
+        self._silence(step, kinds)
         self._start_anomalies(step, base, sin, values, kinds)
         self.steps += 1
         return self._events(step, values, kinds)
@@ -137,10 +153,55 @@ class Generator:
         self.run_left[active] -= 1
         self.quiet[active & (self.run_left == 0)] = 2 * self.data.collective_length
 
+    def _free(self, step: int, kinds: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+        """Entities that may start an anomaly now (armed, nothing running, not recovering from one)."""
+        if step < self.data.arm_after:
+            return np.zeros(self.n, dtype=bool)
+        idle: npt.NDArray[np.bool_] = (self.quiet == 0) & (self.run_left == 0) & (self.silent_left == 0)
+        free: npt.NDArray[np.bool_] = idle & (kinds == 0)
+        return free
+
+    def _population(self, step: int, values: Array, kinds: npt.NDArray[np.int64]) -> None:
+        d = self.data
+        if d.population_every <= 0:
+            return
+        if self.pop_left == 0 and step >= d.arm_after and (step - d.arm_after) % d.population_every == 0:
+            free = np.flatnonzero(self._free(step, kinds))
+            size = min(len(free), max(1, round(d.population_share * self.n)))
+            self.members[:] = False
+            self.members[self.rng.choice(free, size=size, replace=False)] = True
+            self.pop_left, self.pop_sign = d.population_length, 1.0 if self.rng.random() < 0.5 else -1.0
+            self.episodes.append(
+                Run("*", self.ts_ms(step), self.ts_ms(step + d.population_length - 1), "population")
+            )
+        if self.pop_left == 0:
+            return
+        m = self.members
+        values[m] += self.pop_sign * d.population_shift * self.spread[m]
+        kinds[m] = 4
+        self.pop_left -= 1
+        if self.pop_left == 0:
+            self.quiet[m] = d.collective_length
+
+    def _silence(self, step: int, kinds: npt.NDArray[np.int64]) -> None:
+        d = self.data
+        if d.silence_prob <= 0:
+            return
+        back = self.silent_left == 1
+        self.quiet[back] = d.collective_length
+        self.silent_left[self.silent_left > 0] -= 1
+        start = self._free(step, kinds) & (self.rng.random(self.n) < d.silence_prob)
+        for idx in np.flatnonzero(start):
+            self.gaps.append(
+                Run(self.names[idx], self.ts_ms(step), self.ts_ms(step + d.silence_length - 1), "silent")
+            )
+        self.silent_left[start] = d.silence_length
+        kinds[self.silent_left > 0] = 5
+
     def _start_anomalies(
         self, step: int, base: Array, sin: Array, values: Array, kinds: npt.NDArray[np.int64]
     ) -> None:
-        armed = (self.quiet == 0) & (self.run_left == 0) & (kinds == 0) & (step >= self.data.arm_after)
+        armed = self._free(step, kinds)
         self.quiet[self.quiet > 0] -= 1
         u = self.rng.random(self.n)
         p_spike, p_ctx, p_coll = (self.probs[k] for k in KINDS)
@@ -179,7 +240,9 @@ class Generator:
         rows = values.tolist()
         out = []
         for name, row, kind in zip(self.names, rows, kinds.tolist(), strict=True):
-            label = KINDS[kind - 1] if kind else None
+            if kind == 5:  # silent: the entity sends nothing this step
+                continue
+            label = _LABELS[kind]
             if label is not None:
                 self.labels[(name, ts)] = label
             out.append(Generated(name, ts, dict(zip(features, row, strict=True)), label))

@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from loadtest.scenario import KINDS
+from loadtest.scenario import KINDS, STREAM_KINDS
 
 CEILING = "ceiling"
 SLOPE_LIMIT_MS_PER_S = 50.0  # latency growing faster than this: the load was not sustained
@@ -147,20 +147,22 @@ def memory_table(doc: dict[str, Any]) -> list[str]:
 
 
 def quality_table(doc: dict[str, Any]) -> list[str]:
-    """Precision/recall per anomaly kind (precision as if only that kind were injected)."""
+    """Precision/recall per anomaly kind (see loadtest/quality.py: per point, or per episode and alert)."""
     lines = [
-        "| detector | kind | n | precision | recall | F1 | run recall |",
+        "| detector | kind | n | precision | recall | F1 | point-wise run recall |",
         "|---|---|---|---|---|---|---|",
     ]
     for name, row in doc["detectors"].items():
         q = row.get("quality")
         if not q:
             continue
-        for kind in (*KINDS, "overall"):
-            m = q[kind]
+        for kind in (*KINDS, *STREAM_KINDS, "overall"):
+            m = q.get(kind)
+            if m is None:  # results written before the stream-wide kinds existed
+                continue
             lines.append(
                 f"| {name} | {kind} | {m.get('n', q['labelled'])} | {_fmt(m['precision'], 3)} "
-                f"| {_fmt(m['recall'], 3)} | {_fmt(m['f1'], 3)} | {_fmt(m.get('event_recall'), 3)} |"
+                f"| {_fmt(m['recall'], 3)} | {_fmt(m.get('f1'), 3)} | {_fmt(m.get('event_recall'), 3)} |"
             )
     return lines if len(lines) > 2 else []
 

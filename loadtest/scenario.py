@@ -15,6 +15,7 @@ from anomstream.detect.spec import StreamSpec
 from loadtest import SCENARIOS
 
 KINDS = ("spike", "contextual", "collective")
+STREAM_KINDS = ("population", "silent")  # injected per stream / per gap, not per event: see generator.py
 
 
 class _Table(BaseModel):
@@ -31,6 +32,13 @@ class DataSpec(_Table):
     kinds: dict[str, float] = Field(default_factory=lambda: dict.fromkeys(KINDS, 1.0))
     collective_length: int = Field(default=20, ge=2)
     arm_after: int = Field(default=0, ge=0, description="steps per entity before any injection")
+    # Stream-wide cases, off by default (the throughput phases count events and want every one of them):
+    population_every: int = Field(default=0, ge=0, description="steps between population episodes (0: none)")
+    population_share: float = Field(default=0.3, gt=0, le=1, description="share of entities that shift")
+    population_length: int = Field(default=5, ge=1, description="steps a population episode lasts")
+    population_shift: float = Field(default=3.0, gt=0, description="shift, in the entity's overall std")
+    silence_prob: float = Field(default=0.0, ge=0, lt=1, description="per step: an entity stops sending")
+    silence_length: int = Field(default=20, ge=1, description="steps a silence lasts")
     seed: int = 7
 
     @model_validator(mode="after")
@@ -74,6 +82,9 @@ class QualitySpec(_Table):
     entities: int = Field(default=40, ge=1)
     steps: int = Field(default=1000, ge=10)
     collective_slack: int = Field(default=5, ge=0, description="steps after a run still counted as hits")
+    data: dict[str, Any] = Field(
+        default_factory=dict, description="DataSpec overrides for the backtest (population/silence cases)"
+    )
 
 
 class RiverSpec(_Table):

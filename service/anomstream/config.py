@@ -150,6 +150,9 @@ class WorkerSettings(_Section):
     score_bands: bool = Field(
         default=False, description="score records carry each event's expected band (the explorer plots it)"
     )
+    # Silence watching: a partition without records for this long advances its event-time watermark by
+    # wall time (the bounded fallback that still notices a stream that stopped entirely).
+    idle_watermark_s: float = Field(default=60.0, gt=0)
 
 
 class MetricsSettings(_Section):

@@ -25,7 +25,7 @@ from loadtest.scenario import KINDS, DataSpec  # noqa: E402
 
 from anomstream.detect.catalog import CATALOG  # noqa: E402
 from anomstream.wire.codec import decode_event  # noqa: E402
-from anomstream.wire.records import Event  # noqa: E402
+from anomstream.wire.records import Alert, Event  # noqa: E402
 
 
 def _steps(gen: Generator, n: int) -> list[list[object]]:
@@ -76,6 +76,34 @@ def test_collective_runs_label_consecutive_points_of_one_entity() -> None:
     span = range(run.first_ms, run.last_ms + 1, step_ms)
     assert len(span) == 5
     assert all(gen.labels[(run.entity, ts)] == "collective" for ts in span)
+
+
+def test_population_episodes_shift_a_share_of_entities_together() -> None:
+    """Every ``population_every`` steps a ``population_share`` of entities is labelled for the episode."""
+    data = DataSpec(entities=40, anomaly_fraction=0.0, population_every=50, population_length=4, arm_after=10)
+    gen = Generator(data)
+    for _ in range(120):
+        gen.step()
+    assert [(r.first_ms - START_MS) // 60_000 for r in gen.episodes] == [10, 60, 110]
+    first = gen.episodes[0]
+    members = {e for (e, ts), k in gen.labels.items() if k == "population" and ts == first.first_ms}
+    assert len(members) == 12
+    span = range(first.first_ms, first.last_ms + 1, 60_000)
+    assert all(gen.labels[(e, ts)] == "population" for e in members for ts in span)
+
+
+def test_silent_entities_send_nothing_during_their_gap() -> None:
+    """A silence gap lists its entity and steps; the entity emits no event then and resumes after."""
+    data = DataSpec(entities=20, anomaly_fraction=0.0, silence_prob=0.01, silence_length=6)
+    gen = Generator(data)
+    sent = {(g.entity, g.ts_ms) for _ in range(200) for g in gen.step()}
+    assert gen.gaps
+    for gap in gen.gaps:
+        if gap.last_ms + 60_000 > gen.ts_ms(199):
+            continue  # still silent when the stream ends
+        assert not any((gap.entity, ts) in sent for ts in range(gap.first_ms, gap.last_ms + 1, 60_000))
+        assert (gap.entity, gap.last_ms + 60_000) in sent
+        assert (gap.last_ms - gap.first_ms) // 60_000 == 5
 
 
 def test_contextual_values_stay_within_the_entity_daily_range() -> None:
@@ -205,9 +233,40 @@ def test_quality_scores_each_kind_against_normal_events() -> None:
     result = quality.score(quality.Verdicts(keys, flagged, labels, runs, step_ms=1), slack_steps=0)
     assert result["spike"]["recall"] == 1.0
     assert result["spike"]["precision"] == 0.5  # one true flag, one false (t=8)
-    assert result["collective"]["recall"] == 0.5
+    assert result["collective"]["point_recall"] == 0.5
     assert result["collective"]["event_recall"] == 1.0
+    assert result["collective"]["recall"] == 0.0  # no alert of kind collective opened
     assert result["contextual"]["n"] == 0
+
+
+def _opened(kind: str, entity: str, ts: int) -> tuple[int, Alert]:
+    return ts, Alert.model_construct(kind=kind, entity_id=entity, status="open")
+
+
+def test_alert_quality_counts_episodes_found_and_alerts_true() -> None:
+    """Per episode recall and per alert precision; alerts next to another kind's points count as neither."""
+    keys = [(e, t) for t in range(0, 40) for e in ("a", "b")]
+    labels = {("a", 3): "collective", ("a", 4): "collective", ("b", 20): "spike"}
+    runs = [Run("a", 3, 4, "flat"), Run("b", 30, 31, "oscillation")]
+    v = quality.Verdicts([], [], labels, runs, step_ms=1)
+    v.keys, v.flagged = keys, [False] * len(keys)
+    v.episodes = [Run("*", 10, 14, "population"), Run("*", 25, 29, "population")]
+    v.gaps = [Run("b", 5, 9, "silent")]
+    v.enabled = frozenset({"silent"})
+    v.alerts = [
+        _opened("collective", "a", 6),  # within the run + 2 steps of slack: found
+        _opened("collective", "b", 21),  # right after b's spike: neither true nor false
+        _opened("collective", "b", 36),  # after b's run + slack: false
+        _opened("population", "*", 12),
+        _opened("silent", "b", 7),
+        _opened("silent", "a", 7),  # a never went silent: false
+    ]
+    result = quality.score(v, slack_steps=2)
+    coll = result["collective"]
+    assert (coll["n"], coll["recall"], coll["precision"]) == (2, 0.5, 0.5)
+    assert (result["silent"]["recall"], result["silent"]["precision"]) == (1.0, 0.5)
+    assert result["population"]["n"] == 2
+    assert result["population"]["recall"] is None  # not enabled
 
 
 def test_main_table_has_a_row_per_run() -> None:

@@ -214,3 +214,25 @@ def test_missing_column_fails_before_any_row(tmp_path: Path) -> None:
     path = nab_csv(tmp_path / "cpu.csv", n=5)
     with pytest.raises(ConfigError, match=r"no column \['time'\].*'timestamp', 'value'"):
         list(rows(path, ColumnMap(timestamp_col="time")))
+
+
+def test_cli_writes_stream_wide_alerts_in_the_row_that_released_them(tmp_path: Path) -> None:
+    """A key goes quiet while another keeps sending: replay's CSV names its silent alert, then resolved."""
+    lines = ["timestamp,entity,value"]
+    for i in range(60):
+        for entity in ("a", "b"):
+            if entity == "a" and 30 <= i < 45:
+                continue  # a is silent for 15 steps of 5 minutes
+            lines.append(f"2014-04-01 {i // 12:02d}:{i % 12 * 5:02d}:00,{entity},{10 + i % 3}")
+    path = tmp_path / "two.csv"
+    path.write_text("\n".join(lines) + "\n")
+    specs = DetectorSpecs.model_validate(
+        {"streams": {"default": {"detector": "zscore", "warmup": 5, "silence": {"enabled": True}}}}
+    )
+    out = tmp_path / "out.csv"
+    assert replay.run(parse(str(path), "--entity-col", "entity", "--out", str(out)), specs) == 0
+    written = [json.loads(r["stream_alerts"]) for r in csv.DictReader(out.open()) if r["stream_alerts"]]
+    assert [(a["kind"], a["status"], a["entity_id"]) for (a,) in written] == [
+        ("silent", "open", "a"),
+        ("silent", "resolved", "a"),
+    ]

@@ -6,6 +6,7 @@ import inspect
 
 from anomstream.detect import deep
 from anomstream.detect.clustering import KMeansDistance
+from anomstream.detect.collective import Collective
 from anomstream.detect.detector import Detector
 from anomstream.detect.forecast import ARIMA, HoltWinters
 from anomstream.detect.forest import IsolationForest
@@ -36,6 +37,7 @@ CATALOG: dict[str, type[Detector]] = {
         HoltWinters,
         deep.Autoencoder,
         deep.LSTM,
+        Collective,
     )
 }
 #: Detectors that need an optional extra, by extra name.

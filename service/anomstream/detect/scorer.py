@@ -16,6 +16,8 @@ from datetime import UTC, datetime
 from anomstream.detect import reranker
 from anomstream.detect.feedback import Applied
 from anomstream.detect.judge import Judged
+from anomstream.detect.population import PopulationWatch
+from anomstream.detect.silence import Cadence, SilenceWatch, silence_alert
 from anomstream.detect.spec import DetectorSpecs, StreamSpec
 from anomstream.detect.store import KeyState, Registry
 from anomstream.detect.thresholds import severity
@@ -83,6 +85,11 @@ class Scorer:
         self.specs = specs
         self.registry = registry
         self.now = now  # wall clock of ``detected_at``; injected in tests
+        # Stream-wide watches: their alerts are not about the event in hand, so they wait in ``pending``.
+        self.silence = SilenceWatch(self._cadence, now)
+        self.population = PopulationWatch(now)
+        self.pending: list[Alert] = []
+        self._silence_on = any(s.silence.enabled for s in specs.streams.values())
 
     def key_summary(self, limit: int) -> Iterator[tuple[float, bool]]:
         """``(current threshold, past warm-up)`` of up to ``limit`` most recently used keys."""
@@ -111,7 +118,83 @@ class Scorer:
         return None if state is None else state.feedback.bar(state.threshold.current())
 
     def process(self, event: Event, source: Source) -> Outcome:
-        """Score one event for its key and return the decision (and the alert to publish, if any)."""
+        """Score one event for its key and return the decision (and the alert to publish, if any).
+
+        Alerts that are not about this event (``silent``, ``population``) are queued: see ``drain``.
+        """
+        outcome = self._decide(event, source)
+        spec = self.specs.for_stream(event.stream)
+        if self._silence_on:
+            self._watch_silence(event, source, spec)
+        if spec.population.enabled and not outcome.warming:
+            deviating = outcome.anomalous or (
+                outcome.probability is not None and outcome.probability < spec.population.key_risk
+            )
+            t = event.timestamp.timestamp()
+            self.pending += self.population.observe(
+                event.stream,
+                event.entity_id,
+                t,
+                source=source,
+                spec=spec.population,
+                score=outcome.score,
+                deviating=deviating,
+            )
+        return outcome
+
+    def drain(self) -> list[Alert]:
+        """The queued stream-wide alerts, oldest first (the worker publishes them before committing)."""
+        out, self.pending = self.pending, []
+        return out
+
+    def tick(self, wall: float, idle_s: float) -> None:
+        """The wall-clock fallback of silence watching for partitions without records for ``idle_s``."""
+        if self._silence_on:
+            self.pending += self.silence.idle(wall, idle_s)
+
+    def rearm(self, partition: int) -> None:
+        """Re-schedule the silence deadlines of a partition's restored keys (after a restore)."""
+        for key in self.registry.for_partition(partition):
+            state = self.registry.peek(key)
+            cadence = getattr(state, "cadence", None)  # snapshots from before silence have none
+            if cadence is not None and self.specs.for_stream(key[0]).silence.enabled:
+                self.silence.arm(key[0], key[1], partition, cadence)
+
+    def forget(self, partition: int) -> None:
+        """Drop the stream-wide state of a partition we no longer own."""
+        self.silence.forget(partition)
+        self.population.forget(partition)
+
+    def _cadence(self, key: tuple[str, str]) -> Cadence | None:
+        state = self.registry.peek(key)
+        return getattr(state, "cadence", None)
+
+    def _watch_silence(self, event: Event, source: Source, spec: StreamSpec) -> None:
+        t = event.timestamp.timestamp()
+        state = self.registry.peek((event.stream, event.entity_id))
+        if spec.silence.enabled and state is not None:
+            if state.cadence is None:
+                state.cadence = Cadence()
+            c = state.cadence
+            gap = c.observe(t, source, spec.silence)
+            if gap is not None:  # the key is back: its silence resolves
+                key = (event.stream, event.entity_id)
+                self.pending.append(
+                    silence_alert(
+                        *key,
+                        source,
+                        status="resolved",
+                        when=t,
+                        detected=self.now(),
+                        gap=gap,
+                        mean=c.mean,
+                        predicted=c.predicted,
+                    )
+                )
+            self.silence.arm(event.stream, event.entity_id, source.partition, c)
+        self.pending += self.silence.advance(source.partition, t, self.registry.clock())
+
+    def _decide(self, event: Event, source: Source) -> Outcome:
         spec = self.specs.for_stream(event.stream)
         x = features(event, spec)
         state = self.registry.get((event.stream, event.entity_id), spec, source.partition)

@@ -78,6 +78,39 @@ class FeedbackSpec(_Spec):
     min_each: int = Field(default=3, ge=1)
 
 
+class SilenceSpec(_Spec):
+    """Silence watching (``detect.silence``): off unless ``enabled``.
+
+    A key is watched once it has sent ``min_gaps`` gaps; it is overdue when the partition's event-time
+    watermark passes its last event + ``factor`` × its mean gap + ``band`` × the gaps' mean deviation
+    (exponentially weighted, ``alpha``).
+    """
+
+    enabled: bool = False
+    factor: float = Field(default=3.0, ge=1)
+    band: float = Field(default=3.0, ge=0)
+    min_gaps: int = Field(default=10, ge=2)
+    alpha: float = Field(default=0.05, gt=0, le=1)
+
+
+class PopulationSpec(_Spec):
+    """Population monitoring (``detect.population``): off unless ``enabled``.
+
+    Event time is cut into windows of ``window_s``; in each, per partition, a key counts as deviating when
+    its tail probability is below ``key_risk`` (or it is anomalous, for uncalibrated thresholds). One
+    ``population`` alert opens when the number of deviating keys is improbable (below ``risk``) under the
+    share seen in past windows; it names the ``top`` keys. Fewer than ``min_keys`` active keys: no verdict.
+    """
+
+    enabled: bool = False
+    window_s: float = Field(default=300.0, gt=0)
+    key_risk: float = Field(default=0.01, gt=0, lt=1)
+    risk: float = Field(default=1e-4, gt=0, lt=0.5)
+    min_keys: int = Field(default=10, ge=2)
+    warmup: int = Field(default=5, ge=1, description="windows learned before the first verdict")
+    top: int = Field(default=5, ge=1)
+
+
 class StreamSpec(_Spec):
     """Everything that decides how one ``stream``'s events are scored."""
 
@@ -89,6 +122,8 @@ class StreamSpec(_Spec):
     threshold: ThresholdSpec = ThresholdSpec()
     lifecycle: LifecycleSpec = LifecycleSpec()
     feedback: FeedbackSpec = FeedbackSpec()
+    silence: SilenceSpec = SilenceSpec()
+    population: PopulationSpec = PopulationSpec()
 
     def digest(self) -> str:
         """Short stable hash; a snapshot taken under another spec is not restored."""
@@ -96,8 +131,10 @@ class StreamSpec(_Spec):
 
     @functools.cached_property
     def _digest(self) -> str:
-        # Computed once per (frozen) spec: the registry asks for it on every event.
-        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:16]
+        # Computed once per (frozen) spec: the registry asks for it on every event. Silence and population
+        # settings judge the stream, not the key's model: changing them keeps every key's state.
+        dumped = self.model_dump_json(exclude={"silence", "population"})
+        return hashlib.sha256(dumped.encode()).hexdigest()[:16]
 
 
 class DetectorSpecs(_Spec):

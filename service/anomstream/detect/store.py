@@ -14,6 +14,7 @@ from anomstream.detect.catalog import build
 from anomstream.detect.detector import Detector
 from anomstream.detect.feedback import FeedbackState
 from anomstream.detect.judge import Judge
+from anomstream.detect.silence import Cadence
 from anomstream.detect.spec import StreamSpec
 from anomstream.detect.thresholds import Lifecycle, Threshold
 
@@ -35,6 +36,7 @@ class KeyState:
     """Everything anomstream knows about one key: model, threshold, lifecycle, feedback and bookkeeping."""
 
     __slots__ = (
+        "cadence",
         "detector",
         "digest",
         "feedback",
@@ -67,11 +69,13 @@ class KeyState:
         self.partition = partition
         self.offset = -1  # input offset of the last event applied (snapshots record what they reflect)
         self.last_access = now
+        self.cadence: Cadence | None = None  # silence watching's rhythm of this key (``detect.silence``)
 
     def __getstate__(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.__slots__}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        self.cadence = None  # snapshots taken before silence watching existed carry none
         for name, value in state.items():
             setattr(self, name, value)
 

@@ -20,7 +20,7 @@ def _cell(value: Any) -> Any:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, dict):
+    if isinstance(value, dict | list):
         return orjson.dumps(value).decode()
     return value
 
@@ -30,7 +30,7 @@ def open_writer(path: Path | None, stdout: IO[str] | None = None) -> Iterator[Wr
     """A writer of dict rows: JSONL for ``.jsonl``/``.ndjson``, else CSV; ``None`` writes CSV to stdout.
 
     CSV columns are the first row's keys; ``None`` is an empty cell, booleans are ``true``/``false``
-    and nested objects are compact JSON.
+    and nested objects and lists are compact JSON.
 
     Examples
     --------

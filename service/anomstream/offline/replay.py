@@ -20,7 +20,7 @@ from anomstream.detect.specfiles import SpecChoice, chosen_specs
 from anomstream.detect.store import Registry
 from anomstream.offline.outputs import Progress, open_writer
 from anomstream.offline.sources import ColumnMap, Row, count_rows, kafka_rows, rows
-from anomstream.wire.records import Event, Expected
+from anomstream.wire.records import Alert, Event, Expected
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -34,6 +34,8 @@ class Verdict:
     row: Row
     outcome: Outcome | None
     expected: dict[str, Expected]
+    #: Stream-wide alerts (``silent``, ``population``) this row released, as the worker publishes them.
+    stream_alerts: tuple[Alert, ...] = ()
 
     @property
     def status(self) -> str | None:
@@ -78,7 +80,25 @@ class Verdict:
             "expected_high": band.high if band else None,
             "label": row.label,
             "error": row.error,
+            # silent/population alerts this row released (JSON in CSV; empty when none), as the worker
+            # would publish them right after this record
+            "stream_alerts": [_stream_alert(a) for a in self.stream_alerts] or None,
         }
+
+
+def _stream_alert(alert: Alert) -> dict[str, Any]:
+    """The columns of a stream-wide alert worth a replay row: what, whom, when, how sure, which keys."""
+    return {
+        "kind": alert.kind,
+        "status": alert.status,
+        "entity_id": alert.entity_id,
+        "alert_id": alert.alert_id,
+        "timestamp": alert.timestamp.isoformat(),
+        "severity": alert.severity,
+        "probability": alert.probability,
+        "values": dict(alert.values),
+        **({"top_keys": alert.attributes["top_keys"]} if "top_keys" in alert.attributes else {}),
+    }
 
 
 class Replayer:
@@ -114,7 +134,7 @@ class Replayer:
         outcome = self.scorer.process(row.event, row.source)
         if outcome.alert is not None:
             expected = dict(outcome.alert.expected) or expected
-        return Verdict(row, outcome, expected)
+        return Verdict(row, outcome, expected, tuple(self.scorer.drain()))
 
     def _bands(self, event: Event) -> dict[str, Expected]:
         return self.scorer.bands(event)
@@ -161,13 +181,14 @@ def run(opts: ReplayOptions, specs: DetectorSpecs, settings: Settings | None = N
     else:
         print("anomstream replay: give FILE... or --from-kafka TOPIC", file=sys.stderr)
         return 2
-    counts = {"rows": 0, "rejected": 0, "alarms": 0}
+    counts = {"rows": 0, "rejected": 0, "alarms": 0, "stream alerts": 0}
     with open_writer(opts.out) as write:
         for verdict in verdicts:
             write(verdict.as_dict())
             counts["rows"] += 1
             counts["rejected"] += verdict.outcome is None
             counts["alarms"] += verdict.alarm
+            counts["stream alerts"] += len(verdict.stream_alerts)
     summary = ", ".join(f"{v} {k}" for k, v in counts.items())
     print(f"replayed with {name}: {summary}", file=sys.stderr)
     return 0

@@ -117,6 +117,7 @@ class Worker:
         self.metrics.heartbeat.set_to_current_time()
         for msg in messages:
             self._handle(msg)
+        self._publish_stream_alerts()
         self._count_batch(len(messages))
         self.sink.poll()
         committed = self.checkpoint.maybe_commit()
@@ -136,8 +137,17 @@ class Worker:
         try:
             if self.store is not None:
                 self.store.restore(self.consumer, parts)
+                for tp in parts:
+                    self.scorer.rearm(tp.partition)  # silence deadlines of the restored keys
         finally:
             self.consumer.resume(parts)
+
+    def _publish_stream_alerts(self) -> None:
+        # Silence and population alerts of this batch (and of idle partitions), produced before the
+        # batch's offsets can be committed, like every other alert.
+        self.scorer.tick(self.clock(), self.cfg.idle_watermark_s)
+        for alert in self.scorer.drain():
+            self._publish(alert, None, alert.stream)
 
     # -- per record --------------------------------------------------------------------------------
     def _handle(self, msg: Any) -> None:
@@ -207,6 +217,8 @@ class Worker:
         if alert.status == "open":
             self.metrics.alert_opened(stream, alert.detector)
         self.counts.alerts += 1
+        if msg is None:  # a stream-wide alert: no single input record to time it from
+            return
         kind, created_ms = msg.timestamp()
         if kind != 0 and created_ms > 0:  # 0 = TIMESTAMP_NOT_AVAILABLE
             self.metrics.end_to_end.observe(max(0.0, time.time() - created_ms / 1000))
@@ -271,6 +283,7 @@ class Worker:
         inputs = [self.topics.events] + ([self.topics.feedback] if self.feedback is not None else [])
         for part in parts:
             self.scorer.registry.drop_partition(part)
+            self.scorer.forget(part)
             for topic in inputs:
                 self.metrics.forget_partition(topic, part)
         for topic in inputs:
