@@ -61,7 +61,9 @@ def build_worker(settings: config.Settings, specs: DetectorSpecs, metrics: Metri
         exactly_once=exactly_once,
         flush_timeout_s=settings.worker.shutdown_timeout_s,
     )
-    registry = Registry(settings.worker.max_keys, settings.worker.key_ttl_s)
+    registry = Registry(
+        settings.worker.max_keys, settings.worker.key_ttl_s, max_bytes=settings.worker.max_state_bytes
+    )
     store = None
     secret = settings.state.secret()
     if settings.state.enabled and secret is not None:
@@ -82,7 +84,11 @@ def build_worker(settings: config.Settings, specs: DetectorSpecs, metrics: Metri
             why="no ANOMSTREAM_STATE__HMAC_KEY or __HMAC_KEY_FILE set; model state will not survive restarts",
         )
     consumer = clients.consumer(settings, logger=kafka_log, on_stats=metrics.on_stats)
-    policy = CommitPolicy(settings.worker.commit_interval_s, settings.worker.commit_max_records)
+    policy = CommitPolicy(
+        settings.worker.commit_interval_s,
+        settings.worker.commit_max_records,
+        snapshot_slice=settings.worker.snapshot_slice,
+    )
     checkpoint = Checkpoint(
         consumer=consumer,
         sink=sink,

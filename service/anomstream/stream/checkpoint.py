@@ -1,7 +1,8 @@
 """The commit protocol, in one place: which input offsets may be committed, and when.
 
-A ``Checkpoint`` holds the pending offsets and the barriers awaiting acknowledgement, decides when a commit
-is due (``CommitPolicy``), and runs its numbered steps; the producer only writes, the worker only asks.
+A ``Checkpoint`` holds the pending offsets, the open cut and the barriers awaiting acknowledgement, decides
+when a commit is due (``CommitPolicy``), and runs its numbered steps; the producer only writes, the worker
+only asks.
 """
 
 from __future__ import annotations
@@ -13,11 +14,11 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
-from anomstream.detect.store import Registry
+from anomstream.detect.store import Key, KeyState, Registry
 from anomstream.errors import BrokerError, CommitRejectedError, DeliveryError
 from anomstream.ops.metrics import Metrics
 from anomstream.stream.producer import Sink
-from anomstream.stream.snapshot import Snapshots
+from anomstream.stream.snapshot import Snapshots, encoded_size
 
 # The coordinator or the whole cluster is briefly unreachable (restart, failover): try again.
 _BROKER_AWAY = frozenset(
@@ -57,6 +58,7 @@ class CommitPolicy:
     interval_s: float = 5.0
     max_pending: int = 500_000
     outage_timeout_s: float = 300.0
+    snapshot_slice: int = 200  # snapshots encoded per loop iteration while a cut is open
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -101,8 +103,12 @@ class Checkpoint:
         self.policy, self.metrics, self.log, self.clock, self.sleep = policy, metrics, log, clock, sleep
         self.pending: dict[tuple[str, int], int] = {}
         self.queued: list[tuple[int, list[TopicPartition]]] = []  # barriers awaiting their acks
+        self.cut: list[TopicPartition] | None = None  # offsets whose snapshots are still being encoded
         self._since = 0
         self._last = clock()
+        self._written = 0  # snapshot bytes produced since the last commit (for its log line)
+        if snapshots is not None:
+            registry.before_change = self._encode
 
     def track(self, topic: str, partition: int, offset: int) -> None:
         """Record that the record at ``offset`` is processed (its outputs are produced)."""
@@ -113,43 +119,85 @@ class Checkpoint:
         """True when the policy asks for a commit now."""
         return self._since >= self.policy.max_pending or self.clock() - self._last >= self.policy.interval_s
 
-    def maybe_commit(self) -> Committed | None:
-        """Settle acknowledged barriers, then commit without blocking when one is due."""
+    def maybe_commit(self, idle: bool = False) -> Committed | None:
+        """Settle acknowledged barriers, encode a slice of the open cut, then commit when one is due.
+
+        ``idle`` (the last poll returned nothing) encodes all the cut owes: no record waits on it.
+        """
         self.settle()
+        self.advance(idle)
         return self.commit(blocking=False) if self.due() else None
+
+    def advance(self, everything: bool = False) -> None:
+        """Encode the next ``snapshot_slice`` snapshots the open cut owes; close it once none is left."""
+        if self.cut is None or self.snapshots is None:
+            return
+        owed = self.registry.owed
+        for _ in range(len(owed) if everything else min(self.policy.snapshot_slice, len(owed))):
+            key = owed.pop()
+            state = self.registry.peek(key)
+            if state is not None:
+                self._encode(key, state)
+        if not owed:
+            self.queued.append((self.sink.barrier(), self.cut))  # step 4 of ``commit``, now possible
+            self.cut = None
+
+    def _encode(self, key: Key, state: KeyState) -> None:
+        assert self.snapshots is not None  # only installed, and only called, with snapshots on
+        self._written += self.snapshots.write_one(key, state)
 
     def commit(self, partitions: set[int] | None = None, *, blocking: bool = True) -> Committed:
         """Commit what has been processed (all partitions, or just ``partitions`` on revoke).
 
         The order is the processing guarantee:
-        1. evict idle / over-limit keys (their tombstones, with the offset they reflect, join this commit),
-        2. produce snapshots of dirty keys,
-        3. make every output so far durable: blocking, flush and fail on any delivery error (or, in
-           exactly-once mode, commit the transaction with the offsets in it); non-blocking, close a
-           barrier and keep processing while its records are acknowledged,
-        4. commit the input offsets: now (blocking) or once the barrier settles (``settle``),
-        5. clear dirty flags (their snapshots are queued; a failed delivery stops the worker).
+        1. finish the open cut, if any: encode every snapshot it still owes and close its barrier,
+        2. evict idle / over-limit keys (their tombstones, with the offset they reflect, join this commit),
+        3. cut: take the offsets processed so far and the dirty keys (then clear the dirty flags),
+        4. snapshot the dirty keys; blocking or exactly-once: all of them now, then make every output
+           durable (flush and fail on any delivery error, or commit the transaction with the offsets in
+           it) and commit the offsets; otherwise the keys are *owed*: ``advance`` encodes them a slice
+           per loop iteration (a key about to change is encoded first, as it was at the cut, through
+           ``Registry.before_change``), then closes a barrier,
+        5. commit the input offsets once that barrier's records are all acknowledged (``settle``); a
+           failed delivery stops the worker, so nothing is committed past it.
         """
         started = self.clock()
+        self.advance(everything=True)
+        if self.snapshots is None and self.registry.max_bytes is not None:
+            for key in self.registry.dirty:  # no state topic: measure what a snapshot would hold
+                state = self.registry.peek(key)
+                if state is not None:
+                    self.registry.record_size(key, encoded_size(state))
         evicted = self.registry.evict()
         self.metrics.evicted.inc(len(evicted))
-        dirty = sorted(self.registry.dirty)
-        written = self.snapshots.write(dirty, evicted) if self.snapshots is not None else 0
         offsets = [
             TopicPartition(topic, part, offset)
             for (topic, part), offset in self.pending.items()
             if partitions is None or part in partitions
         ]
+        dirty = sorted(self.registry.dirty)
+        self.registry.dirty.clear()
+        if self.snapshots is not None:
+            self._written += self.snapshots.write([], evicted)
         if blocking or self.sink.exactly_once:
+            self._write_now(dirty)
             self._commit_now(offsets)
             self._unqueue({tp.partition for tp in offsets})  # already committed, newer or equal
+        elif self.snapshots is not None and dirty:
+            self.registry.owed.update(dirty)
+            self.cut = offsets
         else:
             self.queued.append((self.sink.barrier(), offsets))
-        self.registry.dirty.clear()
         now = self.clock()
         self._last, self._since = now, 0
         self.metrics.commit.observe(now - started)
+        self.metrics.state_bytes.set(self.registry.state_bytes)
+        written, self._written = self._written, 0
         return Committed(len(offsets), written, len(evicted), now - started)
+
+    def _write_now(self, keys: list[Key]) -> None:
+        if self.snapshots is not None:
+            self._written += self.snapshots.write(keys, [])
 
     def settle(self) -> None:
         """Commit the offsets of every barrier whose records are all acknowledged, oldest first."""
@@ -159,9 +207,11 @@ class Checkpoint:
                 self._forget(offsets)
 
     def release(self, parts: set[int], topic: str) -> None:
-        """Forget a partition this member no longer owns: its pending offsets and queued barriers."""
+        """Forget a partition this member no longer owns: its pending offsets, cut and queued barriers."""
         for part in parts:
             self.pending.pop((topic, part), None)
+        if self.cut is not None:
+            self.cut = [tp for tp in self.cut if tp.partition not in parts]
         self._unqueue(parts)  # a queued barrier must never commit over the partition's new owner
 
     def _commit_now(self, offsets: list[TopicPartition]) -> None:

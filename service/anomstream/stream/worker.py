@@ -108,7 +108,7 @@ class Worker:
             self._handle(msg)
         self._count_batch(len(messages))
         self.sink.poll()
-        committed = self.checkpoint.maybe_commit()
+        committed = self.checkpoint.maybe_commit(idle=not messages)
         if committed is not None:
             self._after_commit(committed)
 
