@@ -28,6 +28,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--bootstrap", help="Kafka bootstrap servers (default: $KAFKA_BOOTSTRAP_SERVERS or a local broker)"
     )
+    run.add_argument(
+        "--quix-python",
+        type=Path,
+        help="interpreter of the Quix Streams venv of the peer benchmark (make bench: .venv-quix/bin/python)",
+    )
     prof = sub.add_parser("profile", help="pyinstrument the worker draining the backlog")
     prof.add_argument(
         "--detector", action="append", help="detector table name (repeatable; default ewma, hst)"
@@ -59,7 +64,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     sc = scenario.load(args.profile)
     rid = runner.run_id(sc.name)
     began = time.monotonic()
-    doc = runner.run(sc, rid, args.bootstrap)
+    doc = runner.run(sc, rid, args.bootstrap, quix_python=args.quix_python)
     doc["series"] = plots.compact(doc["series"])
     doc["phases"]["total"] = round(time.monotonic() - began, 2)
     json_path = report.write_json(doc, RESULTS / f"{rid}.json")
