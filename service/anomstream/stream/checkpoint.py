@@ -141,6 +141,7 @@ class Checkpoint:
         if not owed:
             self.queued.append((self.sink.barrier(), self.cut))  # step 4 of ``commit``, now possible
             self.cut = None
+            self.metrics.state_bytes.set(self.registry.state_bytes)
 
     def _encode(self, key: Key, state: KeyState) -> None:
         assert self.snapshots is not None  # only installed, and only called, with snapshots on
@@ -163,11 +164,7 @@ class Checkpoint:
         """
         started = self.clock()
         self.advance(everything=True)
-        if self.snapshots is None and self.registry.max_bytes is not None:
-            for key in self.registry.dirty:  # no state topic: measure what a snapshot would hold
-                state = self.registry.peek(key)
-                if state is not None:
-                    self.registry.record_size(key, encoded_size(state))
+        self._measure_unsnapshotted()
         evicted = self.registry.evict()
         self.metrics.evicted.inc(len(evicted))
         offsets = [
@@ -194,6 +191,14 @@ class Checkpoint:
         self.metrics.state_bytes.set(self.registry.state_bytes)
         written, self._written = self._written, 0
         return Committed(len(offsets), written, len(evicted), now - started)
+
+    def _measure_unsnapshotted(self) -> None:
+        """No state topic: size dirty keys as their snapshot would be, so the byte bound still holds."""
+        if self.snapshots is None and self.registry.max_bytes is not None:
+            for key in self.registry.dirty:
+                state = self.registry.peek(key)
+                if state is not None:
+                    self.registry.record_size(key, encoded_size(state))
 
     def _write_now(self, keys: list[Key]) -> None:
         if self.snapshots is not None:
