@@ -158,7 +158,7 @@ def test_histogram_clamps_out_of_range_values() -> None:
     assert stats.histogram([0.1, 1.5, 2.5, 99.0], [1.0, 2.0, 3.0]) == [2, 2]
 
 
-@pytest.mark.parametrize("profile", ["quick", "entities", "latency"])
+@pytest.mark.parametrize("profile", ["quick", "entities", "latency", "peers"])
 def test_shipped_scenarios_parse(profile: str) -> None:
     """Every scenario file in loadtest/scenarios is valid."""
     sc = scenario.load(profile)
