@@ -254,3 +254,16 @@ def test_tombstone_from_an_uncommitted_eviction_does_not_wipe_the_key() -> None:
     assert _restore([snap, late], committed=40).peek(("default", "a")) is not None
     early = HeaderMessage(KEY, None, 1, [(OFFSET_HEADER, b"30")])
     assert _restore([snap, early], committed=40).peek(("default", "a")) is None
+
+
+def test_restored_keys_count_their_envelope_bytes() -> None:
+    """After restore, ``state_bytes`` is the exact size of the snapshots that were loaded."""
+    kept = _snapshot(10, 1)
+    other = encode_key(("default", "b"))
+    records = [
+        HeaderMessage(KEY, _snapshot(5, 0), 0, []),  # superseded by the next one
+        HeaderMessage(KEY, kept, 1, []),
+        HeaderMessage(other, _snapshot(60, 6), 2, []),  # newer than the commit: not loaded
+    ]
+    registry = _restore(records, committed=40)
+    assert registry.state_bytes == len(kept)
