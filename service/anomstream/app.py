@@ -88,6 +88,7 @@ def build_worker(settings: config.Settings, specs: DetectorSpecs, metrics: Metri
         settings.worker.commit_interval_s,
         settings.worker.commit_max_records,
         snapshot_slice=settings.worker.snapshot_slice,
+        snapshot_budget_s=settings.worker.snapshot_budget_s,
     )
     checkpoint = Checkpoint(
         consumer=consumer,

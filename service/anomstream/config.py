@@ -150,6 +150,8 @@ class WorkerSettings(_Section):
     )
     # Snapshots of a commit are encoded in slices of this many keys between polls (no stall at the commit).
     snapshot_slice: int = Field(default=200, ge=1, le=1_000_000)
+    # ... or fewer once a slice took this long (large states, e.g. forests): at least one key per iteration.
+    snapshot_budget_s: float = Field(default=0.005, gt=0, le=10)
     key_ttl_s: float = Field(default=24 * 3600, gt=0)
     shutdown_timeout_s: float = Field(default=10.0, gt=0)
 

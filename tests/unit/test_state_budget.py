@@ -24,7 +24,12 @@ SPEC = StreamSpec(detector="zscore")
 
 
 def _checkpoint(
-    producer: FakeProducer, *, slice_: int = 2, registry: Registry | None = None, store: bool = True
+    producer: FakeProducer,
+    *,
+    slice_: int = 2,
+    registry: Registry | None = None,
+    store: bool = True,
+    budget_s: float = 60.0,
 ) -> Checkpoint:
     ticks = itertools.count()
     registry = registry if registry is not None else Registry(100, 3600, clock=lambda: 0.0)
@@ -46,7 +51,9 @@ def _checkpoint(
         sink=sink,
         registry=registry,
         snapshots=snapshots if store else None,
-        policy=CommitPolicy(interval_s=1e9, max_pending=10**9, snapshot_slice=slice_),
+        policy=CommitPolicy(
+            interval_s=1e9, max_pending=10**9, snapshot_slice=slice_, snapshot_budget_s=budget_s
+        ),
         metrics=metrics,
         log=logs.get("test"),
         clock=lambda: float(next(ticks)),
@@ -91,6 +98,19 @@ def test_non_blocking_commit_encodes_nothing_and_commits_after_the_last_slice_is
     producer.poll()
     cp.settle()
     assert cp.consumer.commits == [[("in", 0, 5)]]
+
+
+def test_a_spent_time_budget_ends_the_slice_after_one_key() -> None:
+    """Large states: once ``snapshot_budget_s`` is spent the slice stops, but every iteration progresses."""
+    producer = FakeProducer()
+    cp = _checkpoint(producer, slice_=100, budget_s=1e-12)
+    for i, entity in enumerate("abc"):
+        _touch(cp.registry, entity, i)
+    cp.commit(blocking=False)
+    for expected in (1, 2, 3):
+        cp.advance()
+        assert len(_snapshots(producer)) == expected
+    assert cp.cut is None
 
 
 def test_a_key_changed_while_owed_is_snapshotted_as_it_was_at_the_cut() -> None:

@@ -59,6 +59,7 @@ class CommitPolicy:
     max_pending: int = 500_000
     outage_timeout_s: float = 300.0
     snapshot_slice: int = 200  # snapshots encoded per loop iteration while a cut is open
+    snapshot_budget_s: float = 0.005  # ... or fewer, once encoding took this long (large states)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -129,15 +130,23 @@ class Checkpoint:
         return self.commit(blocking=False) if self.due() else None
 
     def advance(self, everything: bool = False) -> None:
-        """Encode the next ``snapshot_slice`` snapshots the open cut owes; close it once none is left."""
+        """Encode the next slice of snapshots the open cut owes; close the cut once none is left.
+
+        A slice is ``snapshot_slice`` keys, cut short once ``snapshot_budget_s`` is spent (but never
+        empty, so the cut always progresses); ``everything`` encodes all that is owed.
+        """
         if self.cut is None or self.snapshots is None:
             return
         owed = self.registry.owed
+        # Wall time, not the injected policy clock: this bounds the work done between two polls.
+        until = time.perf_counter() + self.policy.snapshot_budget_s
         for _ in range(len(owed) if everything else min(self.policy.snapshot_slice, len(owed))):
             key = owed.pop()
             state = self.registry.peek(key)
             if state is not None:
                 self._encode(key, state)
+            if not everything and time.perf_counter() > until:
+                break
         if not owed:
             self.queued.append((self.sink.barrier(), self.cut))  # step 4 of ``commit``, now possible
             self.cut = None
