@@ -113,6 +113,27 @@ def test_a_spent_time_budget_ends_the_slice_after_one_key() -> None:
     assert cp.cut is None
 
 
+def test_a_cut_behind_its_pace_encodes_more_than_the_budget_allows() -> None:
+    """Past half a commit interval the whole cut is due: a spent budget no longer shortens the slice."""
+    producer = FakeProducer()
+    cp = _checkpoint(producer, slice_=1, budget_s=1e-12)
+    cp.policy = CommitPolicy(interval_s=4.0, max_pending=10**9, snapshot_slice=1, snapshot_budget_s=1e-12)
+    now = [0.0]
+    cp.clock = lambda: now[0]
+    for i, entity in enumerate("abcdef"):
+        _touch(cp.registry, entity, i)
+    cp.commit(blocking=False)
+    cp.advance()  # on pace at the start: one key (the budget is spent at once)
+    assert len(_snapshots(producer)) == 1
+    now[0] = 1.0  # half of the 2 s pace window: half the cut (3 keys) is due
+    cp.advance()
+    assert len(_snapshots(producer)) == 3
+    now[0] = 2.5  # past the window: everything is due
+    cp.advance()
+    assert len(_snapshots(producer)) == 6
+    assert cp.cut is None
+
+
 def test_a_key_changed_while_owed_is_snapshotted_as_it_was_at_the_cut() -> None:
     """Copy-on-write: a key touched before its slice is encoded first, with the cut's offset and counts."""
     producer = FakeProducer()

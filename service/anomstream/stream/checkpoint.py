@@ -108,6 +108,7 @@ class Checkpoint:
         self._since = 0
         self._last = clock()
         self._written = 0  # snapshot bytes produced since the last commit (for its log line)
+        self._cut_size, self._cut_at = 0, 0.0  # keys the open cut owed when taken, and when
         if snapshots is not None:
             registry.before_change = self._encode
 
@@ -132,20 +133,25 @@ class Checkpoint:
     def advance(self, everything: bool = False) -> None:
         """Encode the next slice of snapshots the open cut owes; close the cut once none is left.
 
-        A slice is ``snapshot_slice`` keys, cut short once ``snapshot_budget_s`` is spent (but never
-        empty, so the cut always progresses); ``everything`` encodes all that is owed.
+        A slice is ``snapshot_slice`` keys, cut short once ``snapshot_budget_s`` is spent, but never
+        shorter than what keeps the cut on pace to finish within half a commit interval (so the next
+        commit does not stall on it); ``everything`` encodes all that is owed.
         """
         if self.cut is None or self.snapshots is None:
             return
         owed = self.registry.owed
+        # Keep pace: a cut should be done within half a commit interval, or the next commit stalls on it.
+        share = min(1.0, (self.clock() - self._cut_at) / (self.policy.interval_s / 2))
+        behind = int(self._cut_size * share) - (self._cut_size - len(owed))
         # Wall time, not the injected policy clock: this bounds the work done between two polls.
         until = time.perf_counter() + self.policy.snapshot_budget_s
-        for _ in range(len(owed) if everything else min(self.policy.snapshot_slice, len(owed))):
+        quota = len(owed) if everything else max(self.policy.snapshot_slice, behind)
+        for done in range(1, min(quota, len(owed)) + 1):
             key = owed.pop()
             state = self.registry.peek(key)
             if state is not None:
                 self._encode(key, state)
-            if not everything and time.perf_counter() > until:
+            if not everything and done >= behind and time.perf_counter() > until:
                 break
         if not owed:
             self.queued.append((self.sink.barrier(), self.cut))  # step 4 of ``commit``, now possible
@@ -191,7 +197,7 @@ class Checkpoint:
             self._unqueue({tp.partition for tp in offsets})  # already committed, newer or equal
         elif self.snapshots is not None and dirty:
             self.registry.owed.update(dirty)
-            self.cut = offsets
+            self.cut, self._cut_size, self._cut_at = offsets, len(dirty), self.clock()
         else:
             self.queued.append((self.sink.barrier(), offsets))
         now = self.clock()
