@@ -57,10 +57,18 @@ fmt: venv
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-## The quick benchmark profile (< 5 min on 2 cores): results in loadtest/results/<run>.{json,md,png}.
-bench: venv
+## The quick benchmark profile: results in loadtest/results/<run>.{json,md,png}. The peer pipeline
+## (Quix Streams + River) runs from its own venv: Quix pins its own confluent-kafka and pydantic.
+QUIX_VENV ?= .venv-quix
+
+$(QUIX_VENV)/.installed: pyproject.toml
+	test -x $(QUIX_VENV)/bin/python || $(PYTHON) -m venv $(QUIX_VENV)
+	$(QUIX_VENV)/bin/python -m pip install -q -e '.[quix]'
+	touch $@
+
+bench: venv $(QUIX_VENV)/.installed
 	$(PY) -m pip install -q -e '.[bench]'
-	$(PY) -m loadtest run --profile quick
+	$(PY) -m loadtest run --profile quick --quix-python $(QUIX_VENV)/bin/python
 
 kafka-up: venv
 	$(KAFKA) up

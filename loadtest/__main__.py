@@ -35,6 +35,11 @@ def _parser() -> argparse.ArgumentParser:
         help="run only these phases of the scenario (repeatable), e.g. --only quality for fast iteration",
     )
     run.add_argument("--detector", action="append", help="run only these detector tables (repeatable)")
+    run.add_argument(
+        "--quix-python",
+        type=Path,
+        help="interpreter of the Quix Streams venv of the peer benchmark (make bench: .venv-quix/bin/python)",
+    )
     prof = sub.add_parser("profile", help="pyinstrument the worker draining the backlog")
     prof.add_argument(
         "--detector", action="append", help="detector table name (repeatable; default ewma, hst)"
@@ -75,12 +80,15 @@ def _narrowed(
     if only:
         update = {phase: None for phase in PHASES if phase not in only}
         if "throughput" not in only:
-            update["latency"] = None
+            update["latency"] = update["peers"] = None  # both drain the throughput phase's backlog
     if detectors:
         unknown = sorted(set(detectors) - set(sc.detectors))
         if unknown:
             raise SystemExit(f"unknown detector tables {unknown}; {sc.name} has {sorted(sc.detectors)}")
         update["detectors"] = {n: s for n, s in sc.detectors.items() if n in detectors}
+        if sc.peers is not None and sc.peers.detectors and update.get("peers", sc.peers) is not None:
+            kept = tuple(n for n in sc.peers.detectors if n in detectors)
+            update["peers"] = sc.peers.model_copy(update={"detectors": kept}) if kept else None
     return sc.model_copy(update=update)
 
 
@@ -89,7 +97,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     sc = _narrowed(scenario.load(args.profile), args.only, args.detector)
     rid = runner.run_id(sc.name)
     began = time.monotonic()
-    doc = runner.run(sc, rid, args.bootstrap)
+    doc = runner.run(sc, rid, args.bootstrap, quix_python=args.quix_python)
     doc["series"] = plots.compact(doc["series"])
     doc["phases"]["total"] = round(time.monotonic() - began, 2)
     json_path = report.write_json(doc, RESULTS / f"{rid}.json")

@@ -32,11 +32,12 @@ def proc_status_kib(pid: int | str, field: str) -> int:
 class WorkerProcess:
     """A running ``python -m loadtest.workerproc`` with its stdout protocol."""
 
-    def __init__(self, config_path: Path, log_path: Path) -> None:
+    def __init__(self, config_path: Path, log_path: Path, command: list[str] | None = None) -> None:
         self.log_path = log_path
+        command = command or [sys.executable, "-m", "loadtest.workerproc"]  # or a peer (``peerproc``)
         with log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "loadtest.workerproc", str(config_path)],
+                [*command, str(config_path)],
                 cwd=ROOT,
                 stdout=subprocess.PIPE,
                 stderr=log,

@@ -125,6 +125,30 @@ def internals_table(doc: dict[str, Any]) -> list[str]:
     return lines if len(lines) > 2 else []
 
 
+def peers_table(doc: dict[str, Any]) -> list[str]:
+    """The worker against its peers on the same backlog: Quix Streams + River, and the bare loop."""
+    peer, ceiling = doc.get("peers") or {}, doc.get("ceiling") or {}
+    if not peer:
+        return []
+    lines = [
+        f"Bare consume → decode → produce loop: {_fmt((peer.get('bare') or {}).get('throughput_eps'))} "
+        f"events/s; the detection-off worker is {_fmt(ceiling.get('bare_ratio'), 3)} of it."
+        + (f" Quix skipped: {peer['quix_skipped']}." if peer.get("quix_skipped") else ""),
+        "",
+        "| detector | events/s | Quix + River events/s | quix ratio (cpu) | bare ratio | p99 ÷ ceiling p99 |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, row in doc["detectors"].items():
+        if name == CEILING or "bare_ratio" not in row:
+            continue
+        lines.append(
+            f"| {name} | {_fmt(row.get('throughput_eps'))} | {_fmt(row.get('quix_eps'))} "
+            f"| {_fmt(row.get('quix_ratio'), 2)} ({_fmt(row.get('quix_cpu_ratio'), 2)}) "
+            f"| {_fmt(row.get('bare_ratio'), 3)} | {_fmt(row.get('p99_vs_ceiling'), 2)} |"
+        )
+    return lines
+
+
 def memory_table(doc: dict[str, Any]) -> list[str]:
     """Bytes per entity by entity count (fresh-process measurement and in-worker sample)."""
     lines = ["| detector | entities | pickled B/entity | RSS B/entity | source |", "|---|---|---|---|---|"]
@@ -213,6 +237,7 @@ def write_markdown(doc: dict[str, Any], path: Path, images: list[Path]) -> Path:
     if any("throughput_eps" in row or "river_eps" in row for row in doc["detectors"].values()):
         out += ["", *main_table(doc), "", *_ceiling_note(doc), _NOTES]
     for title, table in (
+        ("Peers", peers_table(doc)),
         ("Latency", latency_table(doc)),
         ("Worker internals", internals_table(doc)),
         ("Memory", memory_table(doc)),

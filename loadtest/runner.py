@@ -16,7 +16,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from loadtest import RESULTS, baseline, cluster, memory, quality, saturation
+from loadtest import RESULTS, baseline, cluster, memory, peers, quality, saturation
 from loadtest.generator import write_labels
 from loadtest.scenario import Scenario
 from loadtest.stats import ratio
@@ -38,8 +38,17 @@ def _timed(phases: dict[str, float], name: str) -> Iterator[None]:
         phases[name] = round(time.monotonic() - began, 2)
 
 
-def run(scenario: Scenario, rid: str, bootstrap: str | None, log: Any = print) -> dict[str, Any]:
-    """Every configured phase; returns the results document (see ``report`` for its layout)."""
+def run(
+    scenario: Scenario,
+    rid: str,
+    bootstrap: str | None,
+    log: Any = print,
+    quix_python: Path | None = None,
+) -> dict[str, Any]:
+    """Every configured phase; returns the results document (see ``report`` for its layout).
+
+    ``quix_python`` is the interpreter of the Quix venv that runs the Quix Streams + River peer.
+    """
     doc: dict[str, Any] = {
         "run_id": rid,
         "profile": scenario.name,
@@ -61,8 +70,9 @@ def run(scenario: Scenario, rid: str, bootstrap: str | None, log: Any = print) -
     if scenario.needs_kafka:
         with _timed(phases, "kafka"), cluster.cluster(bootstrap) as clu:
             doc["host"]["kafka"] = {"bootstrap": clu.bootstrap, "origin": clu.origin}
-            _kafka(scenario, clu, doc, log)
-    _ratios(rows)
+            _kafka(scenario, clu, doc, log, quix_python)
+    _ratios(rows, doc.get("peers", {}))
+    doc["ceiling"] = _ceiling(rows.get(CEILING, {}), doc.get("peers", {}))
     doc["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     return doc
 
@@ -125,7 +135,9 @@ def _memory(scenario: Scenario, rows: dict[str, dict[str, Any]], log: Any) -> No
             )
 
 
-def _kafka(scenario: Scenario, clu: cluster.Cluster, doc: dict[str, Any], log: Any) -> None:
+def _kafka(
+    scenario: Scenario, clu: cluster.Cluster, doc: dict[str, Any], log: Any, quix_python: Path | None
+) -> None:
     assert scenario.throughput is not None
     data = saturation.backlog(scenario)
     with tempfile.TemporaryDirectory(prefix="loadtest-") as tmp:
@@ -139,6 +151,11 @@ def _kafka(scenario: Scenario, clu: cluster.Cluster, doc: dict[str, Any], log: A
                     k: paired[k] for k in ("throughput_eps", "cpu_eps", "wall_s")
                 }
             _keep(doc, name, _one(clu, scenario, data, saturation.RunPlan(name, spec, workdir), log))
+        if scenario.peers is not None:
+            with _timed(doc["phases"], "peers"):
+                doc["peers"] = peers.run(
+                    peers.PeerPlan(clu.bootstrap, workdir, quix_python), scenario, data, log
+                )
 
 
 def _one(clu: cluster.Cluster, scenario: Scenario, data: Any, plan: saturation.RunPlan, log: Any) -> Any:
@@ -163,8 +180,20 @@ def _keep(doc: dict[str, Any], name: str, result: dict[str, Any]) -> None:
     row["latency"] = [{k: v for k, v in lv.items() if k != "points"} for lv in levels]
 
 
-def _ratios(rows: dict[str, dict[str, Any]]) -> None:
+def _ceiling(row: dict[str, Any], peer: dict[str, Any]) -> dict[str, Any]:
+    """The detection-off worker on its own: speed, its latency levels, and its share of the bare loop."""
+    bare = (peer.get("bare") or {}).get("throughput_eps")
+    return {
+        "throughput_eps": row.get("throughput_eps"),
+        "latency": row.get("latency", []),
+        "bare_eps": bare,
+        "bare_ratio": _r(ratio(row.get("throughput_eps"), bare)),
+    }
+
+
+def _ratios(rows: dict[str, dict[str, Any]], peer: dict[str, Any]) -> None:
     ceiling = rows.get(CEILING, {})
+    quix, bare = peer.get("quix", {}), (peer.get("bare") or {}).get("throughput_eps")
     for name, row in rows.items():
         if name == CEILING:
             continue
@@ -175,6 +204,12 @@ def _ratios(rows: dict[str, dict[str, Any]]) -> None:
         row["ceiling_cpu_ratio"] = _r(ratio(cpu, base.get("cpu_eps")))
         row["river_ratio"] = _r(ratio(eps, row.get("river_eps")))
         row["river_cpu_ratio"] = _r(ratio(cpu, row.get("river_cpu_eps")))
+        if name in quix:  # the Quix Streams + River pipeline with the same model, same backlog, same run
+            row["quix_eps"] = quix[name]["throughput_eps"]
+            row["quix_ratio"] = _r(ratio(eps, quix[name]["throughput_eps"]))
+            row["quix_cpu_ratio"] = _r(ratio(cpu, quix[name]["cpu_eps"]))
+        row["bare_ratio"] = _r(ratio(eps, bare))
+        row["p99_vs_ceiling"] = _r(ratio(_p99(row), _p99(ceiling)))
         _worker_bytes(row, ceiling)
 
 
@@ -190,6 +225,14 @@ def _worker_bytes(row: dict[str, Any], ceiling: dict[str, Any]) -> None:
             "worker_pickle_bytes_per_entity": drain.get("pickle_bytes_per_entity"),
         }
     )
+
+
+def _p99(row: dict[str, Any], fraction: float = 0.5) -> float | None:
+    """p99 latency (ms) at ``fraction`` of saturation, when that level was run."""
+    for level in row.get("latency") or []:
+        if abs(level["load_fraction"] - fraction) < 1e-9:
+            return float(level["p99_ms"])
+    return None
 
 
 def _r(value: float | None) -> float | None:

@@ -102,6 +102,16 @@ class MemorySpec(_Table):
     max_share_of_available: float = Field(default=0.5, gt=0, le=1)
 
 
+class PeerSpec(_Table):
+    """The peers on the saturation backlog: the bare consume → decode → produce loop, Quix Streams + River."""
+
+    detectors: tuple[str, ...] = Field(
+        default=(), description="detector tables given to the Quix + River pipeline; empty: all of them"
+    )
+    quix: bool = True
+    bare: bool = True
+
+
 class Scenario(_Table):
     """One benchmark profile: ``run --profile <name>`` reads ``scenarios/<name>.toml``."""
 
@@ -114,11 +124,17 @@ class Scenario(_Table):
     quality: QualitySpec | None = None
     river: RiverSpec | None = None
     memory: MemorySpec | None = None
+    peers: PeerSpec | None = None
 
     @model_validator(mode="after")
     def _latency_needs_throughput(self) -> Scenario:
         if self.latency is not None and self.throughput is None:
             raise ValueError("[latency] needs [throughput]: its rate is a share of the measured saturation")
+        if self.peers is not None and self.throughput is None:
+            raise ValueError("[peers] needs [throughput]: the peers drain the same backlog")
+        unknown = set(self.peers.detectors if self.peers else ()) - set(self.detectors)
+        if unknown:
+            raise ValueError(f"[peers] names unknown detector tables {sorted(unknown)}")
         return self
 
     @property

@@ -69,7 +69,9 @@ def build_worker(settings: config.Settings, specs: DetectorSpecs, metrics: Metri
         # A transactional call still blocked after the transaction has timed out can never succeed.
         call_timeout_s=settings.kafka.transaction_timeout_ms / 1000 + settings.worker.shutdown_timeout_s,
     )
-    registry = Registry(settings.worker.max_keys, settings.worker.key_ttl_s)
+    registry = Registry(
+        settings.worker.max_keys, settings.worker.key_ttl_s, max_bytes=settings.worker.max_state_bytes
+    )
     store = None
     secret = settings.state.secret()
     if settings.state.enabled and secret is not None:
@@ -91,7 +93,12 @@ def build_worker(settings: config.Settings, specs: DetectorSpecs, metrics: Metri
         )
     metrics.declare_streams((name, spec.detector) for name, spec in specs.streams.items())
     consumer = clients.consumer(settings, logger=kafka_log, on_stats=metrics.on_stats)
-    policy = CommitPolicy(settings.worker.commit_interval_s, settings.worker.commit_max_records)
+    policy = CommitPolicy(
+        settings.worker.commit_interval_s,
+        settings.worker.commit_max_records,
+        snapshot_slice=settings.worker.snapshot_slice,
+        snapshot_budget_s=settings.worker.snapshot_budget_s,
+    )
     checkpoint = Checkpoint(
         consumer=consumer,
         sink=sink,

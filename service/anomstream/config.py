@@ -6,6 +6,7 @@ The only module that reads the environment. ``load`` is called once, by the CLI;
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -145,6 +146,15 @@ class WorkerSettings(_Section):
     dlq_window: int = Field(default=2000, ge=10)
     dlq_max_consecutive: int = Field(default=2000, ge=1)
     max_keys: int = Field(default=100_000, ge=1)
+    max_state_bytes: int | None = Field(
+        default=None,
+        description="bound on the encoded size of all keys' state (bytes, or with a unit: 512MB, 2GiB); "
+        "least recently used keys are evicted beyond it; unset: no bound",
+    )
+    # Snapshots of a commit are encoded in slices of this many keys between polls (no stall at the commit).
+    snapshot_slice: int = Field(default=200, ge=1, le=1_000_000)
+    # ... or fewer once a slice took this long (large states, e.g. forests): at least one key per iteration.
+    snapshot_budget_s: float = Field(default=0.005, gt=0, le=10)
     key_ttl_s: float = Field(default=24 * 3600, gt=0)
     shutdown_timeout_s: float = Field(default=10.0, gt=0)
     score_bands: bool = Field(
@@ -153,6 +163,41 @@ class WorkerSettings(_Section):
     # Silence watching: a partition without records for this long advances its event-time watermark by
     # wall time (the bounded fallback that still notices a stream that stopped entirely).
     idle_watermark_s: float = Field(default=60.0, gt=0)
+
+    @field_validator("max_state_bytes", mode="before")
+    @classmethod
+    def _bytes_with_unit(cls, value: Any) -> Any:
+        return parse_bytes(value) if isinstance(value, str) else value
+
+    @field_validator("max_state_bytes")
+    @classmethod
+    def _at_least_a_key(cls, value: int | None) -> int | None:
+        if value is not None and value < 1024:
+            raise ValueError("must be at least 1024 bytes (one key's state is hundreds of bytes or more)")
+        return value
+
+
+_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
+_UNITS |= {"KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
+
+
+def parse_bytes(text: str) -> int:
+    """``"512MB"`` → 512000000, ``"2GiB"`` → 2147483648, ``"4096"`` → 4096; raises ``ValueError``.
+
+    Examples
+    --------
+    >>> parse_bytes("1.5 KiB"), parse_bytes("3MB")
+    (1536, 3000000)
+    """
+    number = text.strip().upper().rstrip("BIKMGT ")
+    unit = text.strip().upper()[len(number) :].replace(" ", "")
+    try:
+        amount = float(number)
+    except ValueError:
+        raise ValueError(f"not a size: {text!r} (use bytes or a unit such as 512MB, 2GiB)") from None
+    if unit not in _UNITS or not math.isfinite(amount):
+        raise ValueError(f"not a size: {text!r} (use bytes or a unit such as 512MB, 2GiB)")
+    return int(amount * _UNITS[unit])
 
 
 class MetricsSettings(_Section):

@@ -347,3 +347,16 @@ def test_a_transactional_call_that_never_returns_ends_the_worker() -> None:
         assert "abort" not in producer.log
     finally:
         release.set()
+
+
+def test_restored_keys_count_their_envelope_bytes() -> None:
+    """After restore, ``state_bytes`` is the exact size of the snapshots that were loaded."""
+    kept = _snapshot(10, 1)
+    other = encode_key(("default", "b"))
+    records = [
+        HeaderMessage(KEY, _snapshot(5, 0), 0, []),  # superseded by the next one
+        HeaderMessage(KEY, kept, 1, []),
+        HeaderMessage(other, _snapshot(60, 6), 2, []),  # newer than the commit: not loaded
+    ]
+    registry = _restore(records, committed=40)
+    assert registry.state_bytes == len(kept)

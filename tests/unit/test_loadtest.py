@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -12,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # loadtest/ is a top-level folder, not an installed package
     sys.path.insert(0, str(ROOT))
 
-from loadtest import quality, report, scenario, stats  # noqa: E402 - after the path set-up above
+from loadtest import quality, report, runner, scenario, stats  # noqa: E402 - after the path set-up above
 from loadtest.generator import (  # noqa: E402
     START_MS,
     Generator,
@@ -185,7 +186,7 @@ def test_histogram_clamps_out_of_range_values() -> None:
     assert stats.histogram([0.1, 1.5, 2.5, 99.0], [1.0, 2.0, 3.0]) == [2, 2]
 
 
-@pytest.mark.parametrize("profile", ["quick", "entities", "latency"])
+@pytest.mark.parametrize("profile", ["quick", "entities", "latency", "peers"])
 def test_shipped_scenarios_parse(profile: str) -> None:
     """Every scenario file in loadtest/scenarios is valid."""
     sc = scenario.load(profile)
@@ -287,3 +288,44 @@ def test_latency_growth_is_the_least_squares_slope() -> None:
     assert stats.slope([0.0, 1.0, 2.0, 3.0], [1.0, 3.0, 5.0, 7.0]) == 2.0
     assert stats.slope([0.0, 1.0, 2.0], [0.1, 0.1, 0.1]) == 0.0
     assert math.isnan(stats.slope([1.0], [1.0]))
+
+
+def test_peers_must_name_known_detector_tables() -> None:
+    """``[peers] detectors`` may only name detector tables of the scenario, and needs [throughput]."""
+    base = 'name = "x"\n[detectors.z]\ndetector = "zscore"\n'
+    with pytest.raises(ValueError, match="unknown detector tables"):
+        scenario.parse(base + '[throughput]\n[peers]\ndetectors = ["hst"]\n')
+    with pytest.raises(ValueError, match="needs"):
+        scenario.parse(base + "[peers]\n")
+    quick = scenario.load("quick")
+    assert quick.peers is not None
+    assert {"zscore", "robust", "ewma", "multiview"} <= set(quick.peers.detectors)
+
+
+def test_peer_ratios_divide_by_the_same_runs_peers() -> None:
+    """quix_ratio, bare_ratio and p99 ÷ ceiling p99 come from the peers and ceiling of the same run."""
+    level = {"load_fraction": 0.5}
+    rows: dict[str, dict[str, Any]] = {
+        "ceiling": {"throughput_eps": 50_000.0, "latency": [{**level, "p99_ms": 40.0}]},
+        "zscore": {"throughput_eps": 30_000.0, "cpu_eps": 20_000.0, "latency": [{**level, "p99_ms": 60.0}]},
+        "hst": {"throughput_eps": 5_000.0, "cpu_eps": 4_000.0},
+    }
+    peer: dict[str, Any] = {
+        "bare": {"throughput_eps": 500_000.0},
+        "quix": {"zscore": {"throughput_eps": 10_000.0, "cpu_eps": 5_000.0}},
+    }
+    runner._ratios(rows, peer)
+    z = rows["zscore"]
+    assert (z["quix_ratio"], z["quix_cpu_ratio"], z["bare_ratio"], z["p99_vs_ceiling"]) == (
+        3.0,
+        4.0,
+        0.06,
+        1.5,
+    )
+    assert "quix_ratio" not in rows["hst"]
+    assert rows["hst"]["p99_vs_ceiling"] is None
+    ceiling = runner._ceiling(rows["ceiling"], peer)
+    assert ceiling["bare_ratio"] == 0.1
+    assert ceiling["latency"][0]["p99_ms"] == 40.0
+    doc = {"detectors": rows, "peers": peer, "ceiling": ceiling}
+    assert any(line.startswith("| zscore | 30,000 | 10,000 | 3.00") for line in report.peers_table(doc))

@@ -1,4 +1,4 @@
-"""Per-key model state: created lazily from the spec, bounded by idle TTL and an LRU max-keys limit.
+"""Per-key model state: created lazily from the spec, bounded by idle TTL, LRU max-keys and max-bytes.
 
 A key is ``(stream, entity_id)``; its state lives with the input partition it was consumed from.
 """
@@ -30,6 +30,7 @@ class Evicted(NamedTuple):
 
 
 Clock = Callable[[], float]
+BeforeChange = Callable[[Key, "KeyState"], None]
 
 
 class KeyState:
@@ -91,6 +92,16 @@ class Registry:
         A key idle for longer than this (processing time) is evicted by ``evict``.
     clock
         Monotonic seconds; injected so tests can move time.
+    max_bytes
+        Upper bound on ``state_bytes``; least recently used keys are evicted beyond it (``None``: no bound).
+
+    Notes
+    -----
+    ``state_bytes`` is exact, not extrapolated: the sum, over live keys, of the size in bytes of the
+    state each key last had *encoded* (its sealed snapshot on the state topic, reported through
+    ``record_size``). A key never encoded yet counts 0 until its first snapshot (at most one commit
+    interval). ``owed`` holds keys whose snapshot a pending commit still needs: before such a key is
+    changed, ``get`` hands its current state to ``before_change`` (copy-on-write for the snapshot).
 
     Examples
     --------
@@ -102,13 +113,20 @@ class Registry:
     (['a', 'b', 'c'], ['a'])
     """
 
-    def __init__(self, max_keys: int, ttl_s: float, clock: Clock = time.monotonic) -> None:
+    def __init__(
+        self, max_keys: int, ttl_s: float, clock: Clock = time.monotonic, max_bytes: int | None = None
+    ) -> None:
         self.max_keys = max_keys
         self.ttl_s = ttl_s
         self.clock = clock
+        self.max_bytes = max_bytes
         self._states: collections.OrderedDict[Key, KeyState] = collections.OrderedDict()
         self.dirty: set[Key] = set()
         self.evicted_total = 0
+        self._sizes: dict[Key, int] = {}
+        self.state_bytes = 0
+        self.owed: set[Key] = set()
+        self.before_change: BeforeChange | None = None
 
     def __len__(self) -> int:
         return len(self._states)
@@ -125,6 +143,10 @@ class Registry:
         """The key's state, created fresh when missing or built under another spec."""
         now = self.clock()
         state = self._states.get(key)
+        if state is not None and key in self.owed:
+            self.owed.discard(key)
+            if self.before_change is not None:
+                self.before_change(key, state)  # the pending snapshot takes the state as it is now
         if state is None or state.digest != spec.digest():
             state = KeyState(spec, partition, now)
             self._states[key] = state
@@ -146,16 +168,34 @@ class Registry:
         self._states[key] = state
         self._states.move_to_end(key)
 
+    def record_size(self, key: Key, nbytes: int) -> None:
+        """Note that ``key``'s state was just encoded into ``nbytes`` (keeps ``state_bytes`` exact)."""
+        if key in self._states:
+            self.state_bytes += nbytes - self._sizes.get(key, 0)
+            self._sizes[key] = nbytes
+
+    def _over(self, now: float, state: KeyState) -> bool:
+        return (
+            len(self._states) > self.max_keys
+            or now - state.last_access > self.ttl_s
+            or (self.max_bytes is not None and self.state_bytes > self.max_bytes)
+        )
+
+    def _forget(self, key: Key) -> None:
+        del self._states[key]
+        self.dirty.discard(key)
+        self.owed.discard(key)
+        self.state_bytes -= self._sizes.pop(key, 0)
+
     def evict(self) -> list[Evicted]:
-        """Drop idle keys and those beyond ``max_keys``; returns what each one was."""
+        """Drop idle keys and those beyond ``max_keys`` or ``max_bytes``; returns what each one was."""
         now = self.clock()
         evicted = []
         while self._states:
             key, state = next(iter(self._states.items()))
-            if len(self._states) <= self.max_keys and now - state.last_access <= self.ttl_s:
+            if not self._over(now, state):
                 break
-            del self._states[key]
-            self.dirty.discard(key)
+            self._forget(key)
             evicted.append(Evicted(key, state.partition, state.offset))
         self.evicted_total += len(evicted)
         return evicted
@@ -168,8 +208,7 @@ class Registry:
         """Release every key of a partition we no longer own; returns how many were dropped."""
         keys = self.for_partition(partition)
         for key in keys:
-            del self._states[key]
-            self.dirty.discard(key)
+            self._forget(key)
         return len(keys)
 
     def warm_fraction(self, warmup_of: Callable[[str], int]) -> float:

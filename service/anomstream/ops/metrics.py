@@ -80,7 +80,7 @@ class Metrics:
         self.evicted = Counter("anomstream_keys_evicted", "Keys evicted (TTL or max-keys)", registry=r)
         self.state_bytes = Gauge(
             "anomstream_state_bytes",
-            "Serialised size of the last snapshots, extrapolated to all keys",
+            "Exact sum over live keys of the size of each key's latest encoded snapshot envelope",
             registry=r,
         )
         self.warm = Gauge("anomstream_warm_keys_ratio", "Share of keys past their warm-up", registry=r)

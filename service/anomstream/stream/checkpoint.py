@@ -1,7 +1,8 @@
 """The commit protocol, in one place: which input offsets may be committed, and when.
 
-A ``Checkpoint`` holds the pending offsets and the barriers awaiting acknowledgement, decides when a commit
-is due (``CommitPolicy``), and runs its numbered steps; the producer only writes, the worker only asks.
+A ``Checkpoint`` holds the pending offsets, the open cut and the barriers awaiting acknowledgement, decides
+when a commit is due (``CommitPolicy``), and runs its numbered steps; the producer only writes, the worker
+only asks.
 """
 
 from __future__ import annotations
@@ -13,11 +14,11 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
-from anomstream.detect.store import Registry
+from anomstream.detect.store import Key, KeyState, Registry
 from anomstream.errors import BrokerError, CommitRejectedError, DeliveryError, TransactionAbortedError
 from anomstream.ops.metrics import Metrics
 from anomstream.stream.producer import Sink
-from anomstream.stream.snapshot import Snapshots
+from anomstream.stream.snapshot import Snapshots, encoded_size
 
 # The coordinator or the whole cluster is briefly unreachable (restart, failover): try again.
 _BROKER_AWAY = frozenset(
@@ -57,6 +58,8 @@ class CommitPolicy:
     interval_s: float = 5.0
     max_pending: int = 500_000
     outage_timeout_s: float = 300.0
+    snapshot_slice: int = 200  # snapshots encoded per loop iteration while a cut is open
+    snapshot_budget_s: float = 0.005  # ... or fewer, once encoding took this long (large states)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -102,8 +105,13 @@ class Checkpoint:
         self.pending: dict[tuple[str, int], int] = {}
         self.first: dict[tuple[str, int], int] = {}  # first offset processed since the last commit
         self.queued: list[tuple[int, list[TopicPartition]]] = []  # barriers awaiting their acks
+        self.cut: list[TopicPartition] | None = None  # offsets whose snapshots are still being encoded
         self._since = 0
         self._last = clock()
+        self._written = 0  # snapshot bytes produced since the last commit (for its log line)
+        self._cut_size, self._cut_at = 0, 0.0  # keys the open cut owed when taken, and when
+        if snapshots is not None:
+            registry.before_change = self._encode
 
     def track(self, topic: str, partition: int, offset: int) -> None:
         """Record that the record at ``offset`` is processed (its outputs are produced)."""
@@ -115,45 +123,105 @@ class Checkpoint:
         """True when the policy asks for a commit now."""
         return self._since >= self.policy.max_pending or self.clock() - self._last >= self.policy.interval_s
 
-    def maybe_commit(self) -> Committed | None:
-        """Settle acknowledged barriers, then commit without blocking when one is due."""
+    def maybe_commit(self, idle: bool = False) -> Committed | None:
+        """Settle acknowledged barriers, encode a slice of the open cut, then commit when one is due.
+
+        ``idle`` (the last poll returned nothing) encodes all the cut owes: no record waits on it.
+        """
         self.settle()
+        self.advance(idle)
         return self.commit(blocking=False) if self.due() else None
+
+    def advance(self, everything: bool = False) -> None:
+        """Encode the next slice of snapshots the open cut owes; close the cut once none is left.
+
+        A slice is ``snapshot_slice`` keys, cut short once ``snapshot_budget_s`` is spent, but never
+        shorter than what keeps the cut on pace to finish within half a commit interval (so the next
+        commit does not stall on it); ``everything`` encodes all that is owed.
+        """
+        if self.cut is None or self.snapshots is None:
+            return
+        owed = self.registry.owed
+        # Keep pace: a cut should be done within half a commit interval, or the next commit stalls on it.
+        share = min(1.0, (self.clock() - self._cut_at) / (self.policy.interval_s / 2))
+        behind = int(self._cut_size * share) - (self._cut_size - len(owed))
+        # Wall time, not the injected policy clock: this bounds the work done between two polls.
+        until = time.perf_counter() + self.policy.snapshot_budget_s
+        quota = len(owed) if everything else max(self.policy.snapshot_slice, behind)
+        for done in range(1, min(quota, len(owed)) + 1):
+            key = owed.pop()
+            state = self.registry.peek(key)
+            if state is not None:
+                self._encode(key, state)
+            if not everything and done >= behind and time.perf_counter() > until:
+                break
+        if not owed:
+            self.queued.append((self.sink.barrier(), self.cut))  # step 4 of ``commit``, now possible
+            self.cut = None
+            self.metrics.state_bytes.set(self.registry.state_bytes)
+
+    def _encode(self, key: Key, state: KeyState) -> None:
+        assert self.snapshots is not None  # only installed, and only called, with snapshots on
+        self._written += self.snapshots.write_one(key, state)
 
     def commit(self, partitions: set[int] | None = None, *, blocking: bool = True) -> Committed:
         """Commit what has been processed (all partitions, or just ``partitions`` on revoke).
 
         The order is the processing guarantee:
-        1. evict idle / over-limit keys (their tombstones, with the offset they reflect, join this commit),
-        2. produce snapshots of dirty keys,
-        3. make every output so far durable: blocking, flush and fail on any delivery error (or, in
-           exactly-once mode, commit the transaction with the offsets in it, or rewind when it was
-           aborted, see ``_rewind``); non-blocking, close a barrier and keep processing while its records
-           are acknowledged,
-        4. commit the input offsets: now (blocking) or once the barrier settles (``settle``),
-        5. clear dirty flags (their snapshots are queued; a failed delivery stops the worker).
+        1. finish the open cut, if any: encode every snapshot it still owes and close its barrier,
+        2. evict idle / over-limit keys (their tombstones, with the offset they reflect, join this commit),
+        3. cut: take the offsets processed so far and the dirty keys (then clear the dirty flags),
+        4. snapshot the dirty keys; blocking or exactly-once: all of them now, then make every output
+           durable (flush and fail on any delivery error, or commit the transaction with the offsets in
+           it, or rewind when it was aborted, see ``_rewind``) and commit the offsets; otherwise the keys
+           are *owed*: ``advance`` encodes them a slice per loop iteration (a key about to change is
+           encoded first, as it was at the cut, through ``Registry.before_change``), then closes a
+           barrier,
+        5. commit the input offsets once that barrier's records are all acknowledged (``settle``); a
+           failed delivery stops the worker, so nothing is committed past it.
         """
         started = self.clock()
+        self.advance(everything=True)
+        self._measure_unsnapshotted()
         evicted = self.registry.evict()
         self.metrics.evicted.inc(len(evicted))
-        dirty = sorted(self.registry.dirty)
-        written = self.snapshots.write(dirty, evicted) if self.snapshots is not None else 0
         offsets = [
             TopicPartition(topic, part, offset)
             for (topic, part), offset in self.pending.items()
             if partitions is None or part in partitions
         ]
+        dirty = sorted(self.registry.dirty)
+        self.registry.dirty.clear()
+        if self.snapshots is not None:
+            self._written += self.snapshots.write([], evicted)
         if blocking or self.sink.exactly_once:
+            self._write_now(dirty)
             if not self._commit_now(offsets, rewind=partitions is None):
                 offsets = []  # aborted and rewound: nothing was committed
             self._unqueue({tp.partition for tp in offsets})  # already committed, newer or equal
+        elif self.snapshots is not None and dirty:
+            self.registry.owed.update(dirty)
+            self.cut, self._cut_size, self._cut_at = offsets, len(dirty), self.clock()
         else:
             self.queued.append((self.sink.barrier(), offsets))
-        self.registry.dirty.clear()
         now = self.clock()
         self._last, self._since = now, 0
         self.metrics.commit.observe(now - started)
+        self.metrics.state_bytes.set(self.registry.state_bytes)
+        written, self._written = self._written, 0
         return Committed(len(offsets), written, len(evicted), now - started)
+
+    def _measure_unsnapshotted(self) -> None:
+        """No state topic: size dirty keys as their snapshot would be, so the byte bound still holds."""
+        if self.snapshots is None and self.registry.max_bytes is not None:
+            for key in self.registry.dirty:
+                state = self.registry.peek(key)
+                if state is not None:
+                    self.registry.record_size(key, encoded_size(state))
+
+    def _write_now(self, keys: list[Key]) -> None:
+        if self.snapshots is not None:
+            self._written += self.snapshots.write(keys, [])
 
     def settle(self) -> None:
         """Commit the offsets of every barrier whose records are all acknowledged, oldest first."""
@@ -163,10 +231,12 @@ class Checkpoint:
                 self._forget(offsets)
 
     def release(self, parts: set[int], topic: str) -> None:
-        """Forget a partition this member no longer owns: its pending offsets and queued barriers."""
+        """Forget a partition this member no longer owns: its pending offsets, cut and queued barriers."""
         for part in parts:
             self.pending.pop((topic, part), None)
             self.first.pop((topic, part), None)
+        if self.cut is not None:
+            self.cut = [tp for tp in self.cut if tp.partition not in parts]
         self._unqueue(parts)  # a queued barrier must never commit over the partition's new owner
 
     def _commit_now(self, offsets: list[TopicPartition], *, rewind: bool) -> bool:

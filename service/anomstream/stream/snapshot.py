@@ -31,7 +31,8 @@ RIVER_VERSION = version("river")
 _MAGIC = b"ASN1"
 _MAC_LEN = hashlib.sha256().digest_size
 _SEP = "\x1f"
-Verified = tuple[dict[str, Any], bytes]  # an authenticated header and its still-pickled payload
+# An authenticated header, its still-pickled payload and the envelope's size in bytes.
+Verified = tuple[dict[str, Any], bytes, int]
 # A tombstone has no body to carry its header: the input offset it reflects travels as a record header.
 OFFSET_HEADER = "anomstream.offset"
 
@@ -64,6 +65,11 @@ def seal(state: KeyState, secret: bytes) -> bytes:
     body = struct.pack(">I", len(header)) + header + pickle.dumps(state, protocol=5)
     mac = hmac.new(secret, body, hashlib.sha256).digest()
     return _MAGIC + mac + body
+
+
+def encoded_size(state: KeyState) -> int:
+    """Bytes of the envelope ``seal`` would produce for ``state`` (a MAC's length is not its key's)."""
+    return len(seal(state, b"size"))
 
 
 def read_header(raw: bytes, secret: bytes) -> tuple[dict[str, Any], bytes]:
@@ -130,28 +136,28 @@ class Snapshots:
         self.sink, self.consumer_factory, self.registry = sink, consumer_factory, registry
         self.events_topic, self.state_topic, self.secret = events_topic, state_topic, secret
         self.spec_digest, self.metrics, self.log = spec_digest, metrics, log
-        self._bytes_per_key = 0.0
 
     def write(self, keys: list[Key], tombstones: list[Evicted]) -> int:
         """Produce snapshots of ``keys`` and tombstones of evicted keys; returns bytes produced."""
         written = 0
         for key in keys:
             state = self.registry.peek(key)
-            if state is None:
-                continue
-            value = seal(state, self.secret)
-            self._produce(key, value, state.partition)
-            written += len(value)
+            if state is not None:
+                written += self.write_one(key, state)
         for gone in tombstones:
             headers = [(OFFSET_HEADER, str(gone.offset).encode())]
             self._produce(gone.key, None, gone.partition, headers)
-        if keys:
-            self.metrics.snapshots.labels("snapshot").inc(len(keys))
-            self._bytes_per_key = written / len(keys)
-            self.metrics.state_bytes.set(self._bytes_per_key * len(self.registry))
         if tombstones:
             self.metrics.snapshots.labels("tombstone").inc(len(tombstones))
         return written
+
+    def write_one(self, key: Key, state: KeyState) -> int:
+        """Seal and produce one key's state as it is now; returns the envelope's size in bytes."""
+        value = seal(state, self.secret)
+        self._produce(key, value, state.partition)
+        self.registry.record_size(key, len(value))  # what the state topic holds for it, exactly
+        self.metrics.snapshots.labels("snapshot").inc()
+        return len(value)
 
     def _produce(
         self, key: Key, value: bytes | None, partition: int, headers: list[tuple[str, bytes]] | None = None
@@ -181,15 +187,16 @@ class Snapshots:
         for part, until in committed.items():
             began = time.monotonic()
             states = self._read_partition(part, until)
-            for key, state in states.items():
+            for key, (state, size) in states.items():
                 self.registry.put(key, state)
+                self.registry.record_size(key, size)
             took = time.monotonic() - began
             self.metrics.restore.observe(took)
             self.log.info(
                 "restored", partition=part, keys=len(states), committed_offset=until, seconds=round(took, 3)
             )
 
-    def _read_partition(self, part: int, until: int) -> dict[Key, KeyState]:
+    def _read_partition(self, part: int, until: int) -> dict[Key, tuple[KeyState, int]]:
         if until < 0:
             return {}  # nothing committed yet: every snapshot is ahead of what will be replayed
         reader = self.consumer_factory()
@@ -225,14 +232,14 @@ class Snapshots:
             self._reject(key, str(exc))
             return
         if int(verified[0].get("offset", -1)) < until:
-            latest[key] = verified
+            latest[key] = (*verified, len(value))
 
-    def _load(self, latest: dict[Key, Verified | None]) -> dict[Key, KeyState]:
+    def _load(self, latest: dict[Key, Verified | None]) -> dict[Key, tuple[KeyState, int]]:
         states = {}
         for key, verified in latest.items():
             if verified is None:
                 continue
-            header, payload = verified
+            header, payload, size = verified
             try:
                 state = load_state(header, payload)
             except SnapshotError as exc:
@@ -241,7 +248,7 @@ class Snapshots:
             if header.get("spec") != self.spec_digest(key[0]):
                 self._reject(key, "spec_changed")
                 continue
-            states[key] = state
+            states[key] = (state, size)
         return states
 
     def _reject(self, key: Key, reason: str) -> None:

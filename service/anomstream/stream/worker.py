@@ -120,7 +120,7 @@ class Worker:
         self._publish_stream_alerts()
         self._count_batch(len(messages))
         self.sink.poll()
-        committed = self.checkpoint.maybe_commit()
+        committed = self.checkpoint.maybe_commit(idle=not messages)
         if committed is not None:
             self._after_commit(committed)
 
