@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-from confluent_kafka import TopicPartition
+from confluent_kafka import KafkaError, TopicPartition
 
 
 @dataclasses.dataclass
@@ -113,8 +113,10 @@ class FakeProducer:
     def _deliver(self) -> int:
         msg = FakeMessage("t", 0, 0, None)
         callbacks, self._callbacks = self._callbacks, []
+        # librdkafka reports a failed delivery as a KafkaError (the sink asks for its code)
+        err = None if self.fail is None else KafkaError(KafkaError._MSG_TIMED_OUT, self.fail)
         for callback in callbacks:
-            callback(self.fail, msg)
+            callback(err, msg)
         return len(callbacks)
 
     def flush(self, timeout: float = 0) -> int:

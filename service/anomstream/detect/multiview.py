@@ -31,10 +31,10 @@ class MultiView(Detector):
 
     Examples
     --------
-    >>> import math
-    >>> det = MultiView()
+    >>> import math, random
+    >>> rng, det = random.Random(0), MultiView()
     >>> for i in range(500):
-    ...     det.learn_one({"cpu": 50 + 5 * math.sin(i / 10)}, t=i * 300.0)
+    ...     det.learn_one({"cpu": 50 + 5 * math.sin(i / 10) + rng.gauss(0, 1)}, t=i * 300.0)
     >>> det.score_one({"cpu": 52.0}, t=500 * 300.0) < 0.3 < 0.9 < det.score_one({"cpu": 90.0}, t=500 * 300.0)
     True
     >>> det.log10p_one({"cpu": 90.0}, t=500 * 300.0)[1]
