@@ -17,12 +17,6 @@ from river import anomaly, optim
 
 from anomstream.detect.vector import VectorDetector
 
-#: Kernel mass (relative to the usual) below which a point is "out of the support" whatever its distance:
-#: the random-feature approximation's noise floor.
-FLOOR = 1e-2
-#: Weight of the newest learned point in the usual decision value.
-LEVEL_FADING = 0.02
-
 
 @dataclasses.dataclass(slots=True)
 class SvmState:
@@ -31,18 +25,14 @@ class SvmState:
     svm: Any
     names: list[str] = dataclasses.field(default_factory=list)
     n: int = 0
-    level: float = 0.0  # exponentially weighted decision value w·φ(x) of the learned points
 
 
 class OneClassSVM(VectorDetector):
     """RBF one-class SVM (``nu``: share of training points allowed outside) trained by SGD, online.
 
     ``gamma`` is the kernel width on standardised features, ``n_components`` the number of random
-    Fourier features. ``w·φ(x)`` approximates the kernel mass of the support at ``x`` (large inside,
-    near 0 far out); the raw outlier score is ``log(usual / w·φ(x))`` against the exponentially weighted
-    value of the learned points, floored at ``FLOOR`` of the usual: 0 inside the support and about
-    log(100) far out. (A logistic of ``w·φ`` squeezed every point into 0.34-0.50, below the calibrator's
-    resolution: spike recall was 0.00; with the log ratio it is 1.00 at precision 0.54, 5 keys.)
+    Fourier features. The raw outlier score is ``1 / (1 + exp(f(x)))`` of the SVM decision value
+    ``f`` (large inside the support, lower outside), so it is non-negative and grows away from the data.
 
     Examples
     --------
@@ -99,15 +89,9 @@ class OneClassSVM(VectorDetector):
     def _model_raw(self, model: SvmState, v: np.ndarray) -> float | None:
         if model.n < 10:
             return None
-        if model.level <= 0.0:
-            return None
         f = float(model.svm.score_one(self._features(v)))
-        # -log of the kernel mass at x relative to the usual one: 0 inside the support, log(1/FLOOR) far out
-        return max(0.0, math.log(model.level / max(f, FLOOR * model.level)))
+        return 1.0 / (1.0 + math.exp(min(50.0, max(-50.0, f))))
 
     def _model_learn(self, model: SvmState, v: np.ndarray) -> None:
-        phi = self._features(v)
-        f = float(model.svm.score_one(phi))
-        model.level = f if model.n == 0 else model.level + LEVEL_FADING * (f - model.level)
-        model.svm.learn_one(phi)
+        model.svm.learn_one(self._features(v))
         model.n += 1
