@@ -195,3 +195,18 @@ def test_risk_threshold_is_the_log_score_of_the_risk() -> None:
     """Risk 1e-4 is a score threshold of 0.4, 1e-5 of 0.5 (Numenta's log scale)."""
     assert score_of_risk(1e-4) == pytest.approx(0.4)
     assert score_of_risk(1e-5) == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize(
+    ("detector", "calibrator", "expected"),
+    [("zscore", "auto", Spot), ("robust", "auto", Likelihood), ("zscore", "likelihood", Likelihood)],
+)
+def test_auto_calibrator_is_the_detectors_own_choice(detector: str, calibrator: str, expected: type) -> None:
+    """``calibrator = "auto"`` judges with the detector's declared calibrator; a named one overrides it."""
+    from anomstream.detect.spec import StreamSpec, ThresholdSpec
+
+    spec = StreamSpec(detector=detector, threshold=ThresholdSpec(calibrator=calibrator))  # type: ignore[arg-type]  # str in the parametrised Literal
+    state = Registry(10, math.inf).get(("s", "k"), spec, 0)
+    assert state.judge is not None
+    state.judge.bank.commit({"x": 1.0})
+    assert isinstance(state.judge.bank.views["x"][0], expected)

@@ -1,6 +1,8 @@
 """k-means distance: distance to the nearest centroid of River's streaming ``KMeans``, over its spread.
 
-The spread of a cluster is an exponentially weighted mean distance of the points it absorbed.
+The spread of a cluster is an exponentially weighted mean distance of the points it absorbed. Points
+farther than ``absorb`` spreads from their centroid are learned pulled back to that radius (a Huber-style
+robust update): one spike cannot drag a centroid, or the spread, by its own size.
 """
 
 from __future__ import annotations
@@ -29,7 +31,10 @@ class KMeansDistance(VectorDetector):
     """Distance to the nearest of ``n_clusters`` streaming k-means centroids, over that cluster's spread.
 
     Centroids move by ``halflife`` of the way towards each point they absorb (River's ``KMeans``); the
-    spread is an exponentially weighted mean of absorbed distances (weight ``spread_fading``).
+    spread is an exponentially weighted mean of absorbed distances (weight ``spread_fading``). A point
+    farther than ``absorb`` spreads is learned as if it lay at that distance, on the same ray: otherwise
+    one spike of 40 standard units moves its centroid by 4 (``halflife`` 0.1) and the key's next normal
+    points look far (measured: the quality phase's false alarms came right after spikes).
 
     Examples
     --------
@@ -50,6 +55,7 @@ class KMeansDistance(VectorDetector):
         n_clusters: int = 5,
         halflife: float = 0.1,
         spread_fading: float = 0.05,
+        absorb: float = 3.0,
         *,
         band: float = 3.0,
         scope: str = "key",
@@ -60,6 +66,7 @@ class KMeansDistance(VectorDetector):
         self.n_clusters = n_clusters
         self.halflife = halflife
         self.spread_fading = spread_fading
+        self.absorb = absorb
 
     def _new_model(self) -> KMeansState:
         return KMeansState(cluster.KMeans(n_clusters=self.n_clusters, halflife=self.halflife, seed=self.seed))
@@ -84,6 +91,12 @@ class KMeansDistance(VectorDetector):
             return
         c, d = self._nearest(model, v)
         old = model.spread.get(c)
+        if old is not None and d > self.absorb * max(old, 0.1):
+            # 1. pull the point back onto the absorb radius (same direction), 2. learn that instead
+            center = model.kmeans.centers[c]
+            mu = np.array([center.get(name, 0.0) for name in model.names])
+            radius = self.absorb * max(old, 0.1)
+            v, d = mu + (v - mu) * (radius / d), radius
         model.spread[c] = d if old is None else old + self.spread_fading * (d - old)
         model.kmeans.learn_one({name: float(v[i]) for i, name in enumerate(model.names)})
         model.n += 1

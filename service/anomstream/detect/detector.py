@@ -70,6 +70,9 @@ class Detector(Base, abc.ABC):
     summary: str = ""
     #: True for detectors that calibrate their own views and implement ``log10p_one``.
     calibrated: bool = False
+    #: The calibrator its deviations need when the spec says ``auto``: ``likelihood`` (a Gaussian of
+    #: their moving average) unless their tail is too heavy for it, then ``spot`` (EVT).
+    calibrator: str = "likelihood"
 
     @abc.abstractmethod
     def score_one(self, x: Features, t: float | None = None) -> float:

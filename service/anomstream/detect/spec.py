@@ -25,14 +25,15 @@ class ThresholdSpec(_Spec):
 
     ``risk`` (the default): the detector's views are calibrated against the key's own history and a point
     is anomalous when its tail probability is below ``risk`` (``calibrator``: Numenta's anomaly
-    ``likelihood`` or EVT ``spot``). The same ``risk`` means the same false-alarm rate for every detector.
+    ``likelihood``, EVT ``spot``, or ``auto``: the one the detector's deviations need, see
+    ``Detector.calibrator``). The same ``risk`` means the same false-alarm rate for every detector.
     ``quantile``: above the running ``quantile`` of this key's normal (uncalibrated) scores, never below
     ``floor``. ``fixed``: above ``value``.
     """
 
     kind: Literal["risk", "quantile", "fixed"] = "risk"
     risk: float = Field(default=1e-4, gt=0, lt=0.5)
-    calibrator: Literal["likelihood", "spot"] = "likelihood"
+    calibrator: Literal["auto", "likelihood", "spot"] = "auto"
     quantile: float = Field(default=0.999, gt=0.5, lt=1)
     floor: float = Field(default=0.7, ge=0, le=1)
     value: float = Field(default=0.9, gt=0, lt=1)

@@ -33,6 +33,12 @@ Clock = Callable[[], float]
 BeforeChange = Callable[[Key, "KeyState"], None]
 
 
+def calibrator_of(spec: StreamSpec, detector: Detector) -> str:
+    """The calibrator a key judges with: the spec's, or with ``auto`` the one the detector asks for."""
+    chosen = spec.threshold.calibrator
+    return detector.calibrator if chosen == "auto" else chosen
+
+
 class KeyState:
     """Everything anomstream knows about one key: model, threshold, lifecycle, feedback and bookkeeping."""
 
@@ -55,7 +61,7 @@ class KeyState:
         self.detector: Detector = build(spec)
         # Calibrated thresholds (``risk``) judge through the key's own calibrators and alarm envelope.
         self.judge = (
-            Judge(spec.threshold.calibrator, spec.lifecycle.halflife)
+            Judge(calibrator_of(spec, self.detector), spec.lifecycle.halflife)
             if spec.threshold.kind == "risk"
             else None
         )
