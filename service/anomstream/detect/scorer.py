@@ -5,67 +5,22 @@ One code path, so a backtest on files gives exactly the scores the live worker g
 
 from __future__ import annotations
 
-import dataclasses
-import enum
 import itertools
 import math
-import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
-from anomstream.detect import reranker
+from anomstream.detect.alerting import Point, alert_id, emit
 from anomstream.detect.feedback import Applied
 from anomstream.detect.judge import Judged
+from anomstream.detect.outcome import Decision, Outcome, score_record
 from anomstream.detect.population import PopulationWatch
 from anomstream.detect.silence import Cadence, SilenceWatch, silence_alert
 from anomstream.detect.spec import DetectorSpecs, StreamSpec
 from anomstream.detect.store import KeyState, Registry
-from anomstream.detect.thresholds import severity
-from anomstream.wire.records import Alert, Event, Expected, Feedback, ScoreRecord, Source, Status
+from anomstream.wire.records import Alert, Event, Expected, Feedback, Source
 
-_ALERT_NS = uuid.UUID("6f1c3a52-8d4e-4b8a-9a57-2f0e5d7c1b90")
-
-
-def alert_id(source: Source, stream: str, detector: str) -> str:
-    """Deterministic id: the same input record scored by the same detector always gives the same id."""
-    name = f"{source.topic}/{source.partition}/{source.offset}/{stream}/{detector}"
-    return str(uuid.uuid5(_ALERT_NS, name))
-
-
-class Decision(enum.Enum):
-    """What one event was judged to be."""
-
-    WARMING = "warming"  # the key has seen fewer than ``warmup`` points: scored, never alerted
-    NORMAL = "normal"
-    ANOMALOUS = "anomalous"
-    ADAPTED = "adapted"  # anomalous, and the run it ends was adopted as the new normal
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Outcome:
-    """What the scorer decided for one event (replay writes one row of this per input row)."""
-
-    score: float
-    threshold: float
-    decision: Decision
-    alert: Alert | None = None
-    probability: float | None = None  # calibrated tail probability (``risk`` thresholds only)
-    suppressed: Alert | None = None  # held back by the feedback re-ranker (counted and recorded, not lost)
-
-    @property
-    def anomalous(self) -> bool:
-        """Above the threshold (past warm-up)."""
-        return self.decision in (Decision.ANOMALOUS, Decision.ADAPTED)
-
-    @property
-    def warming(self) -> bool:
-        """Still in warm-up."""
-        return self.decision is Decision.WARMING
-
-    @property
-    def adapted(self) -> bool:
-        """The point completed a level shift that was adopted."""
-        return self.decision is Decision.ADAPTED
+__all__ = ["Decision", "Outcome", "Scorer", "alert_id", "features", "score_record"]
 
 
 class Scorer:
@@ -208,7 +163,7 @@ class Scorer:
         score = judged.score if judged is not None else state.detector.score_one(x, t)
         if not math.isfinite(score):  # a poisoned model (e.g. overflowed statistics) must not crash us
             score = 1.0
-        p = _Point(event, source, spec, state, x, t, score, state.feedback.bar(base), self.now, judged)
+        p = Point(event, source, spec, state, x, t, score, state.feedback.bar(base), self.now, judged)
         if state.judge is not None and judged is not None:
             state.judge.settle(judged)  # the alarm envelope moves with every point, learned or not
         if state.n_seen < spec.warmup:
@@ -218,37 +173,16 @@ class Scorer:
             if p.score <= base:  # a score only feedback's floor held back must not lift the quantile
                 state.threshold.observe(p.score)
             state.recent.clear()
-            alert, held = _emit(p, state.lifecycle.on_normal(spec.lifecycle))
+            alert, held = emit(p, state.lifecycle.on_normal(spec.lifecycle))
             _learn(state, x, t, judged)
             return Outcome(p.score, p.threshold, Decision.NORMAL, alert, p.probability, held)
         return _anomalous(p)
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class _Point:
-    """One event in flight through the scorer, with what was decided about it so far."""
-
-    event: Event
-    source: Source
-    spec: StreamSpec
-    state: KeyState
-    x: dict[str, float]
-    t: float
-    score: float
-    threshold: float
-    now: Callable[[], datetime]
-    judged: Judged | None
-
-    @property
-    def probability(self) -> float | None:
-        """The calibrated tail probability, when the threshold is a ``risk``."""
-        return self.judged.probability if self.judged is not None else None
-
-
-def _anomalous(p: _Point) -> Outcome:
+def _anomalous(p: Point) -> Outcome:
     state, life = p.state, p.spec.lifecycle
     status = state.lifecycle.on_anomaly(p.t, p.score, life)
-    alert, held = _emit(p, status)
+    alert, held = emit(p, status)
     if not life.protect:
         _learn(state, p.x, p.t, p.judged)
         return Outcome(p.score, p.threshold, Decision.ANOMALOUS, alert, p.probability, held)
@@ -262,96 +196,9 @@ def _anomalous(p: _Point) -> Outcome:
     for point, when in state.recent:
         _learn(state, point, when)
     state.recent.clear()
-    closed, closed_held = _emit(p, state.lifecycle.resolve())
+    closed, closed_held = emit(p, state.lifecycle.resolve())
     return Outcome(
         p.score, p.threshold, Decision.ADAPTED, closed or alert, p.probability, closed_held or held
-    )
-
-
-def _emit(p: _Point, status: Status | None) -> tuple[Alert | None, Alert | None]:
-    """The alert to publish, and the one the re-ranker held back (an episode it opened stays held)."""
-    alert = _alert(p, status)
-    if alert is None:
-        return None, None
-    fb = p.state.feedback
-    if alert.status == "open":
-        fb.holding = fb.reranker.suppress(reranker.features(alert), p.spec.feedback) is not None
-    held = fb.holding
-    if alert.status == "resolved":
-        fb.holding = False
-    return (None, alert) if held else (alert, None)
-
-
-def _alert(p: _Point, status: Status | None) -> Alert | None:
-    if status is None:
-        return None
-    why = p.state.detector.explain_one(p.x, p.t)
-    resolved = status == "resolved"
-    view, life = _view(p, why.contributions), p.state.lifecycle
-    if status == "open":
-        life.cause = view
-    elif life.cause:
-        view = life.cause  # a resolved (or ongoing) alert names what opened its episode
-    return Alert(
-        alert_id=alert_id(p.source, p.event.stream, p.spec.detector),
-        entity_id=p.event.entity_id,
-        stream=p.event.stream,
-        timestamp=p.event.timestamp,
-        detected_at=p.now(),
-        status=status,
-        # a resolved alert carries the severity of the episode's worst point
-        severity=severity(p.state.lifecycle.peak if resolved else p.score, p.threshold),
-        score=p.score,
-        threshold=p.threshold,
-        detector=p.spec.detector,
-        values=dict(p.event.values),
-        expected=why.expected,
-        contributions=why.contributions,
-        source=p.source,
-        attributes=dict(p.event.attributes),
-        kind=p.state.detector.kind,
-        probability=p.probability,
-        view=view,
-    )
-
-
-def _view(p: _Point, contributions: dict[str, float]) -> str:
-    """What fired: the calibrated winner, else the feature with the largest contribution."""
-    if p.judged is not None and p.judged.view:
-        return p.judged.view
-    return max(contributions, key=lambda k: contributions[k]) if contributions else ""
-
-
-def score_record(
-    event: Event,
-    source: Source,
-    outcome: Outcome,
-    specs: DetectorSpecs,
-    expected: dict[str, Expected] | None = None,
-) -> ScoreRecord:
-    """The score-stream record of one processed event (same fields replay writes per row).
-
-    ``expected`` is the band the event was judged against (the explorer plots it); an alert's own band
-    wins when the event alerted.
-    """
-    if outcome.alert is not None and expected is not None:
-        expected = dict(outcome.alert.expected) or expected
-    # Built from values the scorer already validated: skip re-validating our own output per event.
-    return ScoreRecord.model_construct(
-        entity_id=event.entity_id,
-        stream=event.stream,
-        timestamp=event.timestamp,
-        detector=specs.for_stream(event.stream).detector,
-        score=outcome.score,
-        threshold=outcome.threshold,
-        anomalous=outcome.anomalous,
-        warming=outcome.warming,
-        alert_id=outcome.alert.alert_id if outcome.alert else None,
-        source=source,
-        probability=outcome.probability,
-        values=dict(event.values),
-        expected=expected or {},
-        suppressed_alert_id=outcome.suppressed.alert_id if outcome.suppressed is not None else None,
     )
 
 
