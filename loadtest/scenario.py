@@ -148,7 +148,7 @@ def parse(text: str, name: str = "scenario") -> Scenario:
 
     Examples
     --------
-    >>> s = parse('name = "x"\\n[detectors.z]\\ndetector = "zscore"\\n[throughput]\\n')
+    >>> s = parse('name = "x"\n[detectors.z]\ndetector = "zscore"\n[throughput]\n')
     >>> s.detectors["z"].detector, s.throughput.measure_steps, s.latency is None
     ('zscore', 4, True)
     """
