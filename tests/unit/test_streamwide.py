@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import pickle
 import random
 from datetime import UTC, datetime
@@ -217,3 +218,30 @@ def test_population_names_the_top_keys_in_one_alert() -> None:
     assert len(opened) == 1
     assert opened[0].kind == "population"
     assert opened[0].attributes["top_keys"] == "k19,k18,k17"
+
+
+def _aggregate_run(shift: float) -> list[Alert]:
+    rng, watch = random.Random(5), PopulationWatch()
+    spec, src = PopulationSpec(enabled=True, window_s=60.0), Source(topic="t", partition=0, offset=0)
+    alerts: list[Alert] = []
+    for w in range(60):
+        for e in range(50):
+            for step in range(5):
+                t = 60.0 * w + 12.0 * step
+                v = 100 + 10 * math.sin(w / 20) + rng.gauss(0, 5) + (shift if w == 50 else 0.0)
+                alerts += watch.observe(
+                    "s", f"k{e}", t, source=src, spec=spec, score=0.0, deviating=False, values={"cpu": v}
+                )
+    return alerts
+
+
+def test_population_sees_a_feature_moving_across_keys_that_no_key_shows() -> None:
+    """Every key +8 units (1.6 sd of its own noise) for one window: one population alert on the aggregate."""
+    opened = [a for a in _aggregate_run(8.0) if a.status == "open"]
+    assert [a.view for a in opened] == ["aggregate:cpu"]
+    assert [a.timestamp.timestamp() for a in opened] == [60.0 * 51]
+
+
+def test_population_aggregate_stays_quiet_on_a_slow_common_cycle() -> None:
+    """A shared slow cycle in the keys' level moves the window mean smoothly: no population alert."""
+    assert _aggregate_run(0.0) == []

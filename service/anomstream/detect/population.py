@@ -1,5 +1,8 @@
 """Population anomalies: many keys of a stream deviating in the same window → one ``population`` alert.
 
+Two statistics per window: the share of keys that start deviating (binomial test against past windows)
+and, per feature, the move of the window's median across keys (against how much it usually moves).
+
 Computed per (stream, input partition) in the scorer path: a worker sees only its partitions, so the
 share is the share of *its* keys (see docs/architecture.md for this limit). Windows are event time; the
 window closes when a record of a later window arrives on the partition.
@@ -8,11 +11,12 @@ window closes when a record of a later window arrives on the partition.
 from __future__ import annotations
 
 import math
+import statistics
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 
-from anomstream.detect.calibration import score_of_log10p, score_of_risk
+from anomstream.detect.calibration import log10_upper_tail, score_of_log10p, score_of_risk
 from anomstream.detect.spec import PopulationSpec
 from anomstream.detect.thresholds import severity
 from anomstream.wire.records import Alert, Expected, Source
@@ -50,7 +54,18 @@ def log10_binomial_tail(k: int, n: int, p: float) -> float:
 class _Window:
     """One (stream, partition)'s open window, its baseline share and its episode state."""
 
-    __slots__ = ("active", "before", "deviating", "index", "is_open", "seen", "share")
+    __slots__ = (
+        "active",
+        "before",
+        "deviating",
+        "index",
+        "is_open",
+        "moves",
+        "prev",
+        "seen",
+        "share",
+        "sums",
+    )
 
     def __init__(self, index: int) -> None:
         self.index = index
@@ -60,6 +75,9 @@ class _Window:
         self.share = 0.0  # exponentially weighted share of deviating keys in normal windows
         self.seen = 0
         self.is_open = False
+        self.sums: dict[str, dict[str, float]] = {}  # feature → entity → its last value in this window
+        self.prev: dict[str, float] = {}  # feature → the previous window's median across keys
+        self.moves: dict[str, list[float]] = {}  # feature → EW [mean, var, n] of window-to-window moves
 
 
 class PopulationWatch:
@@ -94,6 +112,7 @@ class PopulationWatch:
         spec: PopulationSpec,
         score: float,
         deviating: bool,
+        values: Mapping[str, float] | None = None,
     ) -> list[Alert]:
         """Count one scored event; returns the alert of the window it closed, if any."""
         key = (stream, source.partition)
@@ -107,8 +126,10 @@ class PopulationWatch:
             if alert is not None:
                 out.append(alert)
             win.before = set(win.deviating) if index == win.index + 1 else set()
-            win.index, win.active, win.deviating = index, set(), {}
+            win.index, win.active, win.deviating, win.sums = index, set(), {}, {}
         win.active.add(entity)
+        for name, v in (values or {}).items():
+            win.sums.setdefault(name, {})[entity] = v
         if deviating:
             win.deviating[entity] = max(score, win.deviating.get(entity, 0.0))
         return out
@@ -127,7 +148,12 @@ class PopulationWatch:
             return None
         p0 = max(win.share, spec.key_risk)
         log10p = log10_binomial_tail(k, n, p0) if win.seen >= spec.warmup else 0.0
+        agg, feature = _aggregate(win, spec.warmup)
+        # Two statistics, the smaller p wins: times two (Bonferroni) so it stays a probability.
+        view = "share" if log10p <= agg else f"aggregate:{feature}"
+        log10p = min(0.0, min(log10p, agg) + math.log10(2.0))
         alarm = log10p < math.log10(spec.risk)
+        _learn_moves(win, learn=not alarm)
         status = "open" if alarm and not win.is_open else ("resolved" if win.is_open and not alarm else None)
         if not alarm:  # protect: a population episode does not teach the baseline that it is normal
             win.seen += 1
@@ -144,6 +170,7 @@ class PopulationWatch:
             status=status,
             stats=(k, n, p0, log10p),
             top=onsets,
+            view=view,
         )
 
     def _alert(
@@ -156,6 +183,7 @@ class PopulationWatch:
         status: str,
         stats: tuple[int, int, float, float],
         top: dict[str, float],
+        view: str,
     ) -> Alert:
         k, n, p0, log10p = stats
         keys = sorted(top, key=lambda e: (-top[e], e))[: spec.top]
@@ -179,5 +207,41 @@ class PopulationWatch:
             attributes={"top_keys": ",".join(keys), "partition": str(source.partition)},
             kind="population",
             probability=min(1.0, 10.0**log10p),
-            view="share",
+            view=view,
         )
+
+
+def _means(win: _Window) -> dict[str, float]:
+    # The median across keys: one key's spike must not move the stream's aggregate.
+    return {name: statistics.median(by_key.values()) for name, by_key in win.sums.items() if by_key}
+
+
+def _aggregate(win: _Window, warmup: int) -> tuple[float, str]:
+    """log10 p of the most unusual move of a feature's window mean, Bonferroni over features."""
+    best, feature, looks = 0.0, "", 0
+    for name, mean in _means(win).items():
+        prev, mv = win.prev.get(name), win.moves.get(name)
+        if prev is None or mv is None or mv[2] < warmup:
+            continue
+        looks += 1
+        z = abs(mean - prev - mv[0]) / max(math.sqrt(mv[1]), 1e-9 * (1.0 + abs(prev)))
+        lp = math.log10(2.0) + log10_upper_tail(z)  # two-sided: a move up or down
+        if lp < best:
+            best, feature = lp, name
+    return (min(0.0, best + math.log10(looks)) if looks > 1 else best), feature
+
+
+def _learn_moves(win: _Window, *, learn: bool) -> None:
+    """Remember this window's means; learn their moves unless the window alarmed (protect)."""
+    means = _means(win)
+    if learn:
+        for name, mean in means.items():
+            prev = win.prev.get(name)
+            if prev is not None:
+                mv = win.moves.setdefault(name, [0.0, 0.0, 0.0])
+                mv[2] += 1.0
+                a = max(0.1, 1.0 / mv[2])
+                d = mean - prev - mv[0]
+                mv[0] += a * d
+                mv[1] = (1.0 - a) * (mv[1] + a * d * d)
+    win.prev.update(means)

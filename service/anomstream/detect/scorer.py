@@ -94,6 +94,7 @@ class Scorer:
                 spec=spec.population,
                 score=outcome.score,
                 deviating=deviating,
+                values=features(event, spec),
             )
         return outcome
 
