@@ -148,12 +148,13 @@ class PopulationWatch:
             return None
         p0 = max(win.share, spec.key_risk)
         log10p = log10_binomial_tail(k, n, p0) if win.seen >= spec.warmup else 0.0
-        agg, feature = _aggregate(win, spec.warmup)
+        means = _means(win)  # once per window close: medians are not free
+        agg, feature = _aggregate(win, means, spec.warmup)
         # Two statistics, the smaller p wins: times two (Bonferroni) so it stays a probability.
         view = "share" if log10p <= agg else f"aggregate:{feature}"
         log10p = min(0.0, min(log10p, agg) + math.log10(2.0))
         alarm = log10p < math.log10(spec.risk)
-        _learn_moves(win, learn=not alarm)
+        _learn_moves(win, means, learn=not alarm)
         status = "open" if alarm and not win.is_open else ("resolved" if win.is_open and not alarm else None)
         if not alarm:  # protect: a population episode does not teach the baseline that it is normal
             win.seen += 1
@@ -216,10 +217,10 @@ def _means(win: _Window) -> dict[str, float]:
     return {name: statistics.median(by_key.values()) for name, by_key in win.sums.items() if by_key}
 
 
-def _aggregate(win: _Window, warmup: int) -> tuple[float, str]:
+def _aggregate(win: _Window, means: dict[str, float], warmup: int) -> tuple[float, str]:
     """log10 p of the most unusual move of a feature's window mean, Bonferroni over features."""
     best, feature, looks = 0.0, "", 0
-    for name, mean in _means(win).items():
+    for name, mean in means.items():
         prev, mv = win.prev.get(name), win.moves.get(name)
         if prev is None or mv is None or mv[2] < warmup:
             continue
@@ -231,9 +232,8 @@ def _aggregate(win: _Window, warmup: int) -> tuple[float, str]:
     return (min(0.0, best + math.log10(looks)) if looks > 1 else best), feature
 
 
-def _learn_moves(win: _Window, *, learn: bool) -> None:
+def _learn_moves(win: _Window, means: dict[str, float], *, learn: bool) -> None:
     """Remember this window's means; learn their moves unless the window alarmed (protect)."""
-    means = _means(win)
     if learn:
         for name, mean in means.items():
             prev = win.prev.get(name)
