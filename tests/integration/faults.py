@@ -46,6 +46,18 @@ def produce_paced(bootstrap: str, topic: str, events: list[Labelled], rate: floa
     return thread
 
 
+def as_written(bootstrap: str, topic: str, events: list[Labelled], total: int) -> list[Labelled]:
+    """The ``total`` records of the input topic as ``events`` items, in (partition, offset) order.
+
+    A producer retrying across a leader kill may write a record twice even when idempotent (an epoch
+    bump after a timed-out batch); the worker must score what the topic holds, so the reference must too.
+    """
+    by_bytes = {encode_event(item.event): item for item in events}
+    raw = drain(bootstrap, topic, lambda got: len(got) >= total, 60)
+    raw.sort(key=lambda m: (m.partition() or 0, m.offset() or 0))
+    return [by_bytes[bytes(m.value() or b"")] for m in raw]
+
+
 def reference_scores(events: list[Labelled], partition_of: dict[str, int]) -> dict[str, list[float]]:
     """Scores of an uninterrupted in-process run, per entity in stream order (= partition order)."""
     scorer = Scorer(SPIKE_SPECS, Registry(10**6, 1e12))

@@ -50,6 +50,13 @@ def _get(url: str) -> int:
         return 0
 
 
+def _logged(log: Path, event: str) -> bool:
+    try:
+        return event in log.read_text()
+    except OSError:
+        return False
+
+
 def test_make_run_serves_the_explorer_and_sigterm_stops_everything(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
@@ -69,7 +76,9 @@ def test_make_run_serves_the_explorer_and_sigterm_stops_everything(
         )  # fmt: skip
     try:
         deadline = time.monotonic() + 90
-        while _get(f"http://127.0.0.1:{ui_port}/healthz") != 200:
+        log_file = tmp_path / "data" / "anomstream.log"
+        # The worker imports its models after the explorer is up: wait for both before the SIGTERM.
+        while _get(f"http://127.0.0.1:{ui_port}/healthz") != 200 or not _logged(log_file, "worker_started"):
             assert make.poll() is None, out.read_text()
             assert time.monotonic() < deadline, out.read_text()
             time.sleep(0.5)
@@ -86,6 +95,5 @@ def test_make_run_serves_the_explorer_and_sigterm_stops_everything(
     terminal_text = out.read_text()
     assert calls.read_text().split() == ["up", "down"], terminal_text
     assert f"http://127.0.0.1:{ui_port}/" in terminal_text
-    log = (tmp_path / "data" / "anomstream.log").read_text()
-    assert "worker_started" in log, "the worker's log goes to the file"
+    assert _logged(log_file, "worker_started"), "the worker's log goes to the file"
     assert "worker_started" not in terminal_text, "not to the terminal"
