@@ -262,8 +262,10 @@ class Suppressor:
     """Repeat-alarm suppression without threshold knowledge: a score must beat the key's recent ones.
 
     A score that does not exceed the envelope of the key's earlier scores (their running maximum, decaying
-    with half-life ``halflife`` points) is multiplied by ``factor``: one incident is one alarm, not a
-    string of them. Equal is not enough: a run of identical top scores alarms once.
+    with half-life ``halflife`` points) by ``margin`` (relative) is multiplied by ``factor``: one incident
+    is one alarm, not a string of them. Equal is not enough, and neither is a saturated score a few rows
+    later that beats the envelope only by its decay (with half-life 1,000 a 1 % margin holds a repeat of
+    a top score back for ~15 rows; NAB standard 67.56 → 68.54, docs/evaluation.md).
 
     Examples
     --------
@@ -272,22 +274,25 @@ class Suppressor:
     (0.9, 0.3, 0.95, 0.475)
     """
 
-    __slots__ = ("decay", "env", "factor")
+    __slots__ = ("decay", "env", "factor", "margin")
 
-    def __init__(self, halflife: float = 1000.0, factor: float = 0.5) -> None:
+    def __init__(self, halflife: float = 1000.0, factor: float = 0.5, margin: float = 0.01) -> None:
         self.env = 0.0
         self.decay = 0.5 ** (1.0 / halflife)
         self.factor = factor
+        self.margin = margin
 
-    def __getstate__(self) -> tuple[float, float, float]:
-        return self.env, self.decay, self.factor
+    def __getstate__(self) -> tuple[float, float, float, float]:
+        return self.env, self.decay, self.factor, self.margin
 
-    def __setstate__(self, state: tuple[float, float, float]) -> None:
-        self.env, self.decay, self.factor = state
+    def __setstate__(self, state: tuple[float, ...]) -> None:
+        # Snapshots from before the margin carry three fields; they restore with today's default.
+        self.env, self.decay, self.factor = state[:3]
+        self.margin = state[3] if len(state) > 3 else 0.01
 
     def peek(self, score: float) -> float:
-        """The score as reported: itself when it beats the envelope, else scaled down."""
-        return score if score > self.env else score * self.factor
+        """The score as reported: itself when it beats the envelope by the margin, else scaled down."""
+        return score if score > self.env * (1.0 + self.margin) else score * self.factor
 
     def update(self, score: float) -> float:
         """Report ``score`` and move the envelope."""
