@@ -213,12 +213,19 @@ def test_risk_threshold_is_the_log_score_of_the_risk() -> None:
 
 
 @pytest.mark.parametrize(
-    ("detector", "calibrator", "expected"),
-    [("zscore", "auto", Spot), ("robust", "auto", Likelihood), ("zscore", "likelihood", Likelihood)],
-)
-def test_auto_calibrator_is_the_detectors_own_choice(detector: str, calibrator: str, expected: type) -> None:
+    ("declared", "calibrator", "expected"),
+    [("spot", "auto", Spot), ("likelihood", "auto", Likelihood), ("spot", "likelihood", Likelihood),
+     ("likelihood", "spot", Spot)],
+)  # fmt: skip
+def test_auto_calibrator_is_the_detectors_own_choice(
+    declared: str, calibrator: str, expected: type, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """``calibrator = "auto"`` judges with the detector's declared calibrator; a named one overrides it."""
     from anomstream.detect.spec import StreamSpec, ThresholdSpec
+    from anomstream.detect.statistical import ZScore
+
+    monkeypatch.setattr(ZScore, "calibrator", declared)
+    detector = "zscore"
 
     spec = StreamSpec(detector=detector, threshold=ThresholdSpec(calibrator=calibrator))  # type: ignore[arg-type]  # str in the parametrised Literal
     state = Registry(10, math.inf).get(("s", "k"), spec, 0)

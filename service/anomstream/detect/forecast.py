@@ -135,9 +135,6 @@ class HoltWinters(_Forecaster):
 
     name = "holtwinters"
     summary = "Holt exponential smoothing forecast residual per feature: drifting, trending metrics"
-    #: Its forecast residuals are heavy-tailed (a level shift leaves a long run of large ones): NAB low-FP
-    #: live -0.4 with the Gaussian likelihood, 16.6 with SPOT (34 alarms). See docs/evaluation.md.
-    calibrator = "spot"
 
     def __init__(
         self, alpha: float = 0.3, beta: float = 0.05, *, band: float = 3.0, fading: float = 0.05

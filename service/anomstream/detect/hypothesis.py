@@ -85,9 +85,6 @@ class ESD(Detector):
 
     name = "esd"
     summary = "Grubbs / generalised-ESD test over a sliding window: p-value per point"
-    #: Grubbs statistics of a drifting window are heavy-tailed: with the Gaussian likelihood the NAB
-    #: developer subset's low-FP live score was -6.0; with SPOT 4.4 (111 alarms). See docs/evaluation.md.
-    calibrator = "spot"
 
     def __init__(
         self, window_size: int = 64, max_outliers: int = 5, alpha: float = 0.05, band: float = 3.0

@@ -131,10 +131,6 @@ class ZScore(_FeatureStats):
 
     name = "zscore"
     summary = "running mean and variance per feature, largest z-score: spikes on stationary metrics"
-    #: Whole-history z-scores of a drifting metric are heavy-tailed: a Gaussian of their moving average
-    #: alarmed 287 times on the NAB developer subset (242 outside every window, low-FP live -17.1); an
-    #: EVT tail fit alarms 33 times (low-FP live 8.9, standard 12.4 vs 14.2). See docs/evaluation.md.
-    calibrator = "spot"
 
     def _new(self) -> Any:
         return stats.Var()
