@@ -183,7 +183,8 @@ def test_suppressor_holds_back_a_saturated_repeat_until_the_envelope_has_decayed
     """A top score again a few rows later is the same incident; after ~15 rows (half-life 1000) it alarms."""
     sup = Suppressor(halflife=1000, factor=0.5, margin=0.01)
     reported = [sup.update(s) for s in [1.0] + [0.0, 0.0, 1.0] + [0.0] * 20 + [1.0]]
-    assert reported[0] == 1.0 and reported[3] == 0.5, "three rows later: held back"
+    assert reported[0] == 1.0
+    assert reported[3] == 0.5, "three rows later: held back"
     assert reported[-1] == 1.0, "25 rows later the envelope has decayed below 1/1.01"
 
 
@@ -191,7 +192,9 @@ def test_suppressor_restores_a_snapshot_from_before_the_margin() -> None:
     """A three-field state (older snapshots) restores with the default margin."""
     sup = Suppressor.__new__(Suppressor)
     sup.__setstate__((0.8, 0.5 ** (1 / 1000), 0.5))
-    assert sup.margin == 0.01 and sup.peek(0.805) == pytest.approx(0.4025) and sup.peek(0.9) == 0.9
+    assert sup.margin == 0.01
+    assert sup.peek(0.805) == pytest.approx(0.4025)
+    assert sup.peek(0.9) == 0.9
 
 
 def test_spot_survives_a_snapshot_round_trip_approximately() -> None:
