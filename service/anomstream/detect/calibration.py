@@ -121,6 +121,12 @@ class Likelihood:
         sd = max(math.sqrt(self.var), self.sd_floor)
         return log10_upper_tail((self._avg(raw) - self.mean) / sd)
 
+    def edge(self, sds: float) -> float:
+        """The long-run mean + ``sds`` sd (infinite before ``min_n`` samples): where learning is capped."""
+        if self.n < self.min_n:
+            return math.inf
+        return self.mean + sds * max(math.sqrt(self.var), self.sd_floor)
+
     def commit(self, raw: float) -> None:
         """Learn ``raw``: the moving average and the long-run Gaussian of it."""
         if math.isinf(raw):
@@ -209,8 +215,8 @@ class Bank:
 
     Deviations are compressed with ``log1p`` before calibration (the Gaussian of their moving average then
     fits heavy-tailed deviations far better; measured on NAB), and an infinite deviation always reports the
-    floor probability. With the likelihood, each view has two: the moving average (sustained change) and
-    the single point (a spike the average would dilute five-fold).
+    floor probability. With the likelihood, each view has one per window: by default two, the moving
+    average (sustained change) and the single point (a spike the average would dilute five-fold).
 
     Examples
     --------
@@ -221,16 +227,38 @@ class Bank:
     True
     >>> bank.peek({"cpu": 50.0})[1]
     'cpu'
+
+    ``windows`` are the likelihood's moving-average windows (``Detector.likelihood_windows``); with
+    ``(1,)`` a spike is judged alone and the points after it are judged on their own values:
+
+    >>> point = Bank(windows=(1,))
+    >>> for i in range(500):
+    ...     bank.commit({"cpu": float(i % 7) / 7})
+    ...     point.commit({"cpu": float(i % 7) / 7})
+    >>> bank.commit({"cpu": 50.0}), point.commit({"cpu": 50.0})
+    (None, None)
+    >>> point.peek({"cpu": 0.3})[0] > -2 > -5 > bank.peek({"cpu": 0.3})[0]
+    True
     """
 
-    def __init__(self, kind: str = "likelihood") -> None:
+    # Class defaults: banks pickled before these were parameters restore with them.
+    windows: tuple[int, ...] = (5, 1)
+    cap: float | None = None
+
+    def __init__(
+        self, kind: str = "likelihood", windows: tuple[int, ...] = (5, 1), cap: float | None = None
+    ) -> None:
         self.kind = kind
         self.views: dict[str, tuple[Calibrator, ...]] = {}
+        if windows != Bank.windows:
+            self.windows = tuple(windows)
+        if cap is not None:
+            self.cap = cap
 
     def _new(self) -> tuple[Calibrator, ...]:
         if self.kind == "spot":
             return (Spot(),)
-        return Likelihood(), Likelihood(window=1)
+        return tuple(Likelihood(window=w) for w in self.windows)
 
     def peek(self, deviations: Mapping[str, float]) -> tuple[float, str]:
         """(log10 tail probability, winning view) of one point's deviations; a new view reports p = 1."""
@@ -254,8 +282,10 @@ class Bank:
             cals = self.views.get(view)
             if cals is None:
                 cals = self.views[view] = self._new()
+            squashed = math.log1p(raw)
             for cal in cals:
-                cal.commit(math.log1p(raw))
+                capped = self.cap is not None and isinstance(cal, Likelihood) and math.isfinite(squashed)
+                cal.commit(min(squashed, cal.edge(self.cap)) if capped else squashed)  # type: ignore[union-attr, arg-type]
 
 
 class Suppressor:

@@ -51,6 +51,9 @@ class HST(VectorDetector):
 
     name = "hst"
     summary = "half-space trees (River's algorithm, array state) on standardised, squashed features"
+    # Its normal scores have a light tail: a key's recurring incidents (shared shifts) otherwise widen the
+    # likelihood's norm until spikes look routine (quality spike recall 0.83 uncapped, 0.92 capped).
+    likelihood_cap = 3.0
 
     def __init__(
         self,

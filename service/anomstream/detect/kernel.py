@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from river import anomaly, optim
 
-from anomstream.detect.vector import VectorDetector
+from anomstream.detect.vector import VectorDetector, Welford
 
 
 @dataclasses.dataclass(slots=True)
@@ -25,14 +25,20 @@ class SvmState:
     svm: Any
     names: list[str] = dataclasses.field(default_factory=list)
     n: int = 0
+    usual: Welford = dataclasses.field(default_factory=Welford)  # decision values of the learned points
 
 
 class OneClassSVM(VectorDetector):
     """RBF one-class SVM (``nu``: share of training points allowed outside) trained by SGD, online.
 
     ``gamma`` is the kernel width on standardised features, ``n_components`` the number of random
-    Fourier features. The raw outlier score is ``1 / (1 + exp(f(x)))`` of the SVM decision value
-    ``f`` (large inside the support, lower outside), so it is non-negative and grows away from the data.
+    Fourier features. The raw outlier score is how far the SVM decision value ``f(x)`` (large inside the
+    support, lower outside) falls below the usual one, in standard units of the decision values of the
+    points the key learned (exponentially weighted, ``raw_fading``), 0 above it: a far point falls
+    further than any normal one. (A logistic of ``f`` gave the ``nu`` share of normal points outside the
+    boundary the same saturated score as spikes: spike recall 0.00 on the quality phase; standardised,
+    1.00 at precision 0.74.) The default ``gamma`` 0.05 keeps a normal point 3 standard units out inside
+    the kernel's reach (e^-0.45); with 0.2 (e^-1.8) normal tails looked as far as spikes (precision 0.49).
 
     Examples
     --------
@@ -87,11 +93,14 @@ class OneClassSVM(VectorDetector):
         return dict(enumerate(phi.tolist()))
 
     def _model_raw(self, model: SvmState, v: np.ndarray) -> float | None:
-        if model.n < 10:
+        if model.n < 10 or model.usual.n < 2:
             return None
         f = float(model.svm.score_one(self._features(v)))
-        return 1.0 / (1.0 + math.exp(min(50.0, max(-50.0, f))))
+        spread = max(model.usual.std, 1e-3 * abs(model.usual.mean), 1e-9)
+        return max(0.0, (model.usual.mean - f) / spread)
 
     def _model_learn(self, model: SvmState, v: np.ndarray) -> None:
-        model.svm.learn_one(self._features(v))
+        phi = self._features(v)
+        model.usual.update(float(model.svm.score_one(phi)), self.raw_fading)
+        model.svm.learn_one(phi)
         model.n += 1
