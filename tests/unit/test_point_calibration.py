@@ -15,6 +15,7 @@ from anomstream.detect.judge import Judge
 from anomstream.detect.scorer import Outcome, Scorer
 from anomstream.detect.spec import DetectorSpecs, LifecycleSpec, StreamSpec
 from anomstream.detect.store import KeyState, Registry
+from anomstream.errors import ConfigError
 from anomstream.wire.records import Event, Source
 
 pytestmark = pytest.mark.unit
@@ -109,9 +110,10 @@ def test_a_later_lower_spike_on_the_same_key_still_alarms(
     assert key.send({"a": 10.0, "b": 50.0, "c": -3.0}).anomalous is flagged
 
 
-def test_ocsvm_scores_a_far_point_above_every_normal_point() -> None:
+def test_ocsvm_deficit_scores_a_far_point_above_every_normal_point() -> None:
     """On Gaussian data the SVM's standardised decision deficit of a 6σ point beats 1000 normal ones."""
-    rng, det = random.Random(5), build(StreamSpec(detector="ocsvm"))
+    spec = StreamSpec(detector="ocsvm", params={"score": "deficit", "gamma": 0.05})
+    rng, det = random.Random(5), build(spec)
     for _ in range(500):
         det.learn_one(_normal(rng))
     normal = [det.deviations(_normal(rng))["model"] for _ in range(1000)]
@@ -140,7 +142,7 @@ def test_calibration_declarations_reach_the_key_and_leave_the_default_detector_a
     kmeans = KeyState(StreamSpec(detector="kmeans"), 0, 0.0).judge
     assert kmeans is not None
     assert kmeans.suppressor.decay == 0.5 ** (1 / 10)
-    assert (kmeans.bank.windows, kmeans.bank.cap) == ((1,), 3.0)
+    assert (kmeans.bank.windows, kmeans.bank.cap) == ((1,), 4.0)
     short = KeyState(StreamSpec(detector="kmeans", lifecycle=LifecycleSpec(halflife=4.0)), 0, 0.0).judge
     assert short is not None and short.suppressor.decay == 0.5 ** (1 / 4)
 
@@ -153,3 +155,9 @@ def test_capped_likelihood_keeps_a_milder_incident_improbable() -> None:
         capped.commit(d)
         plain.commit(d)
     assert capped.peek({"x": 8.0})[0] < -4 and plain.peek({"x": 8.0})[0] > -3
+
+
+def test_ocsvm_score_is_validated() -> None:
+    """An unknown ocsvm score is a configuration error naming the choices."""
+    with pytest.raises(ConfigError, match="deficit"):
+        build(StreamSpec(detector="ocsvm", params={"score": "nope"}))
