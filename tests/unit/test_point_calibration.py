@@ -142,7 +142,7 @@ def test_calibration_declarations_reach_the_key_and_leave_the_default_detector_a
     kmeans = KeyState(StreamSpec(detector="kmeans"), 0, 0.0).judge
     assert kmeans is not None
     assert kmeans.suppressor.decay == 0.5 ** (1 / 10)
-    assert (kmeans.bank.windows, kmeans.bank.cap) == ((1,), 4.0)
+    assert (kmeans.bank.windows, kmeans.bank.cap) == ((1,), 3.5)
     short = KeyState(StreamSpec(detector="kmeans", lifecycle=LifecycleSpec(halflife=4.0)), 0, 0.0).judge
     assert short is not None and short.suppressor.decay == 0.5 ** (1 / 4)
 
