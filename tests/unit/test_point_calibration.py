@@ -97,8 +97,7 @@ def test_a_point_detector_is_quiet_right_after_a_spike(name: str) -> None:
 def test_a_later_lower_spike_on_the_same_key_still_alarms(
     monkeypatch: pytest.MonkeyPatch, halflife: float | None, flagged: bool
 ) -> None:
-    """After a 30σ spike and 100 normal rows a 10σ one is anomalous (kmeans' 10-point envelope); with
-    the spec's 1000-point envelope it is held back."""
+    """A 10σ spike 100 rows after a 30σ one alarms under kmeans' 10-point envelope, not under 1000."""
     if halflife is not None:
         monkeypatch.setattr(KMeansDistance, "alarm_halflife", halflife)
     rng, key = random.Random(4), _Key(StreamSpec(detector="kmeans", warmup=5))
@@ -122,7 +121,7 @@ def test_ocsvm_deficit_scores_a_far_point_above_every_normal_point() -> None:
 
 
 def test_kmeans_distance_is_in_the_keys_mean_cluster_spread() -> None:
-    """A cluster that absorbed almost nothing does not shrink its points' unit: raw = distance / mean spread."""
+    """A cluster that absorbed almost nothing does not shrink its points' unit: distance / mean spread."""
     rng, det = random.Random(6), KMeansDistance(seed=1)
     for _ in range(300):
         det.learn_one(_normal(rng))
@@ -134,7 +133,7 @@ def test_kmeans_distance_is_in_the_keys_mean_cluster_spread() -> None:
 
 
 def test_calibration_declarations_reach_the_key_and_leave_the_default_detector_alone() -> None:
-    """multiview keeps the spec's envelope and the (5, 1) likelihood; kmeans gets its own, the shorter wins."""
+    """The default detector keeps the spec's envelope and (5, 1) likelihood; kmeans' own, the shorter wins."""
     default = KeyState(StreamSpec(), 0, 0.0).judge
     assert default is not None
     assert default.suppressor.decay == 0.5 ** (1 / 1000)
@@ -144,7 +143,8 @@ def test_calibration_declarations_reach_the_key_and_leave_the_default_detector_a
     assert kmeans.suppressor.decay == 0.5 ** (1 / 10)
     assert (kmeans.bank.windows, kmeans.bank.cap) == ((1,), 3.5)
     short = KeyState(StreamSpec(detector="kmeans", lifecycle=LifecycleSpec(halflife=4.0)), 0, 0.0).judge
-    assert short is not None and short.suppressor.decay == 0.5 ** (1 / 4)
+    assert short is not None
+    assert short.suppressor.decay == 0.5 ** (1 / 4)
 
 
 def test_capped_likelihood_keeps_a_milder_incident_improbable() -> None:
@@ -154,7 +154,8 @@ def test_capped_likelihood_keeps_a_milder_incident_improbable() -> None:
         d = {"x": 30.0 if i % 30 == 29 else abs(rng.gauss(0.0, 1.0))}
         capped.commit(d)
         plain.commit(d)
-    assert capped.peek({"x": 8.0})[0] < -4 and plain.peek({"x": 8.0})[0] > -3
+    assert capped.peek({"x": 8.0})[0] < -4
+    assert plain.peek({"x": 8.0})[0] > -3
 
 
 def test_ocsvm_score_is_validated() -> None:

@@ -121,12 +121,6 @@ class Likelihood:
         sd = max(math.sqrt(self.var), self.sd_floor)
         return log10_upper_tail((self._avg(raw) - self.mean) / sd)
 
-    def edge(self, sds: float) -> float:
-        """The long-run mean + ``sds`` sd (infinite before ``min_n`` samples): where learning is capped."""
-        if self.n < self.min_n:
-            return math.inf
-        return self.mean + sds * max(math.sqrt(self.var), self.sd_floor)
-
     def commit(self, raw: float) -> None:
         """Learn ``raw``: the moving average and the long-run Gaussian of it."""
         if math.isinf(raw):
@@ -228,17 +222,8 @@ class Bank:
     >>> bank.peek({"cpu": 50.0})[1]
     'cpu'
 
-    ``windows`` are the likelihood's moving-average windows (``Detector.likelihood_windows``); with
-    ``(1,)`` a spike is judged alone and the points after it are judged on their own values:
-
-    >>> point = Bank(windows=(1,))
-    >>> for i in range(500):
-    ...     bank.commit({"cpu": float(i % 7) / 7})
-    ...     point.commit({"cpu": float(i % 7) / 7})
-    >>> bank.commit({"cpu": 50.0}), point.commit({"cpu": 50.0})
-    (None, None)
-    >>> point.peek({"cpu": 0.3})[0] > -2 > -5 > bank.peek({"cpu": 0.3})[0]
-    True
+    ``windows`` are the likelihood's moving-average windows and ``cap`` how many sd above its mean it
+    learns at most (``Detector.likelihood_windows``, ``Detector.likelihood_cap``).
     """
 
     # Class defaults: banks pickled before these were parameters restore with them.
@@ -284,8 +269,13 @@ class Bank:
                 cals = self.views[view] = self._new()
             squashed = math.log1p(raw)
             for cal in cals:
-                capped = self.cap is not None and isinstance(cal, Likelihood) and math.isfinite(squashed)
-                cal.commit(min(squashed, cal.edge(self.cap)) if capped else squashed)  # type: ignore[union-attr, arg-type]
+                cal.commit(self._capped(cal, squashed))
+
+    def _capped(self, cal: Calibrator, value: float) -> float:
+        """``value`` capped at the likelihood's mean + ``cap`` sd (SPOT's, and infinite ones, as they are)."""
+        if self.cap is None or not isinstance(cal, Likelihood) or cal.n < cal.min_n or math.isinf(value):
+            return value
+        return min(value, cal.mean + self.cap * max(math.sqrt(cal.var), cal.sd_floor))
 
 
 class Suppressor:
