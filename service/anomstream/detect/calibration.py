@@ -209,8 +209,8 @@ class Bank:
 
     Deviations are compressed with ``log1p`` before calibration (the Gaussian of their moving average then
     fits heavy-tailed deviations far better; measured on NAB), and an infinite deviation always reports the
-    floor probability. With the likelihood, each view has two: the moving average (sustained change) and
-    the single point (a spike the average would dilute five-fold).
+    floor probability. With the likelihood, each view has one per window: by default two, the moving
+    average (sustained change) and the single point (a spike the average would dilute five-fold).
 
     Examples
     --------
@@ -221,16 +221,29 @@ class Bank:
     True
     >>> bank.peek({"cpu": 50.0})[1]
     'cpu'
+
+    ``windows`` are the likelihood's moving-average windows and ``cap`` how many sd above its mean it
+    learns at most (``Detector.likelihood_windows``, ``Detector.likelihood_cap``).
     """
 
-    def __init__(self, kind: str = "likelihood") -> None:
+    # Class defaults: banks pickled before these were parameters restore with them.
+    windows: tuple[int, ...] = (5, 1)
+    cap: float | None = None
+
+    def __init__(
+        self, kind: str = "likelihood", windows: tuple[int, ...] = (5, 1), cap: float | None = None
+    ) -> None:
         self.kind = kind
         self.views: dict[str, tuple[Calibrator, ...]] = {}
+        if windows != Bank.windows:
+            self.windows = tuple(windows)
+        if cap is not None:
+            self.cap = cap
 
     def _new(self) -> tuple[Calibrator, ...]:
         if self.kind == "spot":
             return (Spot(),)
-        return Likelihood(), Likelihood(window=1)
+        return tuple(Likelihood(window=w) for w in self.windows)
 
     def peek(self, deviations: Mapping[str, float]) -> tuple[float, str]:
         """(log10 tail probability, winning view) of one point's deviations; a new view reports p = 1."""
@@ -254,8 +267,15 @@ class Bank:
             cals = self.views.get(view)
             if cals is None:
                 cals = self.views[view] = self._new()
+            squashed = math.log1p(raw)
             for cal in cals:
-                cal.commit(math.log1p(raw))
+                cal.commit(self._capped(cal, squashed))
+
+    def _capped(self, cal: Calibrator, value: float) -> float:
+        """``value`` capped at the likelihood's mean + ``cap`` sd (SPOT's, and infinite ones, as they are)."""
+        if self.cap is None or not isinstance(cal, Likelihood) or cal.n < cal.min_n or math.isinf(value):
+            return value
+        return min(value, cal.mean + self.cap * max(math.sqrt(cal.var), cal.sd_floor))
 
 
 class Suppressor:

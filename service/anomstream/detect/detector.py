@@ -73,6 +73,19 @@ class Detector(Base, abc.ABC):
     #: The calibrator its deviations need when the spec says ``auto``: ``likelihood`` (a Gaussian of
     #: their moving average) unless their tail is too heavy for it, then ``spot`` (EVT).
     calibrator: str = "likelihood"
+    #: The moving-average windows (points) the likelihood judges its deviations over: a sustained change
+    #: (5) and the single point (1). Detectors whose deviation is already one point's outlier score declare
+    #: ``(1,)``: a spike's 5-point average would keep the key's next points above the bar.
+    likelihood_windows: tuple[int, ...] = (5, 1)
+    #: The likelihood learns a deviation at most this many of its sd above its long-run mean (``None``: as
+    #: it comes). Keys whose incidents recur (shared shifts, bursts) otherwise widen their norm until the
+    #: next spike looks routine.
+    likelihood_cap: float | None = None
+    #: Half-life (points) of the repeat-alarm envelope a score must beat (``calibration.Suppressor``), when
+    #: shorter than the spec's ``lifecycle.halflife``. ``None``: the spec's. Point detectors, whose
+    #: incidents last a point, declare a few points: a later spike on the key that scores lower than an
+    #: earlier incident is still news.
+    alarm_halflife: float | None = None
 
     @abc.abstractmethod
     def score_one(self, x: Features, t: float | None = None) -> float:

@@ -32,6 +32,10 @@ class Judged:
 class Judge:
     """Per key: the calibrator bank (for uncalibrated detectors) and the repeat-alarm envelope.
 
+    ``halflife`` and ``factor`` shape the envelope (``Suppressor``), ``windows`` and ``cap`` the likelihood's
+    moving averages and how far above its norm it learns (``Bank``); the store passes the detector's
+    declarations (``store.halflife_of``).
+
     Examples
     --------
     >>> from anomstream.detect.statistical import ZScore
@@ -45,8 +49,15 @@ class Judge:
     True
     """
 
-    def __init__(self, calibrator: str = "likelihood", halflife: float = 1000.0, factor: float = 0.5) -> None:
-        self.bank = Bank(calibrator)
+    def __init__(
+        self,
+        calibrator: str = "likelihood",
+        halflife: float = 1000.0,
+        factor: float = 0.5,
+        windows: tuple[int, ...] = (5, 1),
+        cap: float | None = None,
+    ) -> None:
+        self.bank = Bank(calibrator, windows, cap)
         self.suppressor = Suppressor(halflife, factor)
 
     def peek(self, detector: Detector, x: Features, t: float | None) -> Judged:

@@ -15,7 +15,9 @@ from typing import Any
 import numpy as np
 from river import anomaly, optim
 
-from anomstream.detect.vector import VectorDetector
+from anomstream.detect.vector import VectorDetector, Welford
+
+SCORES = ("logistic", "deficit")
 
 
 @dataclasses.dataclass(slots=True)
@@ -25,6 +27,7 @@ class SvmState:
     svm: Any
     names: list[str] = dataclasses.field(default_factory=list)
     n: int = 0
+    usual: Welford = dataclasses.field(default_factory=Welford)  # decision values of learned points
 
 
 class OneClassSVM(VectorDetector):
@@ -33,6 +36,13 @@ class OneClassSVM(VectorDetector):
     ``gamma`` is the kernel width on standardised features, ``n_components`` the number of random
     Fourier features. The raw outlier score is ``1 / (1 + exp(f(x)))`` of the SVM decision value
     ``f`` (large inside the support, lower outside), so it is non-negative and grows away from the data.
+
+    ``score = "deficit"`` scores instead how far ``f`` falls below the usual decision value of the points
+    the key learned, in their standard units (exponentially weighted, ``raw_fading``), 0 above it; with
+    ``gamma`` 0.05 it reaches spike precision 0.74 at recall 1.00 on the load test's quality stream, where
+    the logistic gives the ``nu`` share of normal points outside the boundary the same saturated score as
+    spikes (0.00 / 0.00). It is not the default: on NAB its live alarms are too many (low-FP profile
+    -49.7 against 4.1 with the logistic; both measured with ``anomstream evaluate``).
 
     Examples
     --------
@@ -55,6 +65,7 @@ class OneClassSVM(VectorDetector):
         gamma: float = 0.2,
         n_components: int = 64,
         learning_rate: float = 0.1,
+        score: str = "logistic",
         *,
         band: float = 3.0,
         scope: str = "key",
@@ -66,6 +77,9 @@ class OneClassSVM(VectorDetector):
         self.gamma = gamma
         self.n_components = n_components
         self.learning_rate = learning_rate
+        self.score = score
+        if score not in SCORES:
+            raise ValueError(f"score must be one of {SCORES}, got {score!r}")
 
     def _new_model(self) -> SvmState:
         sgd = optim.SGD(self.learning_rate)
@@ -90,8 +104,14 @@ class OneClassSVM(VectorDetector):
         if model.n < 10:
             return None
         f = float(model.svm.score_one(self._features(v)))
+        if self.score == "deficit":
+            spread = max(model.usual.std, 1e-3 * abs(model.usual.mean), 1e-9)
+            return max(0.0, (model.usual.mean - f) / spread) if model.usual.n >= 2 else None
         return 1.0 / (1.0 + math.exp(min(50.0, max(-50.0, f))))
 
     def _model_learn(self, model: SvmState, v: np.ndarray) -> None:
-        model.svm.learn_one(self._features(v))
+        phi = self._features(v)
+        if self.score == "deficit":
+            model.usual.update(float(model.svm.score_one(phi)), self.raw_fading)
+        model.svm.learn_one(phi)
         model.n += 1

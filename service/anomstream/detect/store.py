@@ -39,6 +39,12 @@ def calibrator_of(spec: StreamSpec, detector: Detector) -> str:
     return detector.calibrator if chosen == "auto" else chosen
 
 
+def halflife_of(spec: StreamSpec, detector: Detector) -> float:
+    """The key's repeat-alarm half-life: the spec's, or the detector's own when that is shorter."""
+    own = detector.alarm_halflife
+    return spec.lifecycle.halflife if own is None else min(own, spec.lifecycle.halflife)
+
+
 class KeyState:
     """Everything anomstream knows about one key: model, threshold, lifecycle, feedback and bookkeeping."""
 
@@ -61,7 +67,12 @@ class KeyState:
         self.detector: Detector = build(spec)
         # Calibrated thresholds (``risk``) judge through the key's own calibrators and alarm envelope.
         self.judge = (
-            Judge(calibrator_of(spec, self.detector), spec.lifecycle.halflife)
+            Judge(
+                calibrator_of(spec, self.detector),
+                halflife_of(spec, self.detector),
+                windows=self.detector.likelihood_windows,
+                cap=self.detector.likelihood_cap,
+            )
             if spec.threshold.kind == "risk"
             else None
         )

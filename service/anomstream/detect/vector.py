@@ -111,6 +111,9 @@ class VectorDetector(Detector):
     #: Forgetting of the raw-score moments (0: whole history); models whose raw scale drifts while they
     #: train (the SGD-trained SVM) forget their first, untrained scores.
     raw_fading: float = 0.0
+    # A model's raw score is one point's outlier score: judged alone, and a key's incidents last a point.
+    likelihood_windows = (1,)
+    alarm_halflife = 10.0
 
     def __init__(self, band: float = 3.0, scope: str = "key", seed: int = 42, fading: float = 0.0) -> None:
         self.band = band
