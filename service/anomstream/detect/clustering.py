@@ -10,12 +10,32 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Hashable
 from typing import Any
 
 import numpy as np
 from river import cluster
 
 from anomstream.detect.vector import VectorDetector
+
+
+class OrderedKMeans(cluster.KMeans):
+    """River's ``KMeans`` whose nearest-centre search visits features in sorted order.
+
+    River's ``predict_one`` iterates a *set* of feature names, and a centre draws its random initial
+    coordinate for a feature on first access: the draws, and so every later score, depended on
+    ``PYTHONHASHSEED`` — a worker and a replay of the same input (two processes) disagreed.
+    """
+
+    def predict_one(self, x: dict[Hashable, Any]) -> int:
+        """The nearest centre (River's Minkowski distance, features in sorted order)."""
+
+        def distance(c: int) -> float:
+            center = self.centers[c]
+            keys = sorted({*center, *x}, key=str)
+            return float(sum(abs(center[k] - x.get(k, 0.0)) ** self.p for k in keys))
+
+        return int(min(self.centers, key=distance))
 
 
 @dataclasses.dataclass(slots=True)
@@ -80,7 +100,7 @@ class KMeansDistance(VectorDetector):
         self.absorb = absorb
 
     def _new_model(self) -> KMeansState:
-        return KMeansState(cluster.KMeans(n_clusters=self.n_clusters, halflife=self.halflife, seed=self.seed))
+        return KMeansState(OrderedKMeans(n_clusters=self.n_clusters, halflife=self.halflife, seed=self.seed))
 
     def _nearest(self, model: KMeansState, v: np.ndarray) -> tuple[int, float]:
         best, dist = 0, math.inf
