@@ -19,7 +19,7 @@ from anomstream.detect.store import Registry
 from anomstream.ops.demo import DemoConfig, Labelled, generate
 from anomstream.wire.codec import encode_event
 from anomstream.wire.records import Alert, ScoreRecord, Source
-from integration.harness import SPIKE_SPECS, drain, start_process
+from integration.harness import SPIKE_SPECS, alerts_in, drain, start_process
 
 Position = tuple[int, int]
 
@@ -100,7 +100,7 @@ def read_outputs(bootstrap: str, scores_topic: str, alerts_topic: str, expect: i
     alerts = drain(bootstrap, alerts_topic, lambda got: False, 5)
     return Outputs(
         [ScoreRecord.model_validate_json(bytes(m.value() or b"")) for m in raw],
-        [Alert.model_validate_json(bytes(m.value() or b"")) for m in alerts],
+        alerts_in(alerts),
     )
 
 

@@ -33,6 +33,7 @@ from anomstream.ops import logs
 from anomstream.ops.metrics import Metrics
 from anomstream.stream import clients as broker
 from anomstream.stream.worker import Worker
+from anomstream.wire.records import Alert
 from kafka_fixtures import unique
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -215,6 +216,11 @@ def drain(
     finally:
         consumer.close()
     return got
+
+
+def alerts_in(messages: Iterable[Message]) -> list[Alert]:
+    """The alerts in messages read from an alert topic."""
+    return [Alert.model_validate_json(bytes(m.value() or b"")) for m in messages]
 
 
 def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:

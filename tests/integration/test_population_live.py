@@ -12,7 +12,7 @@ from anomstream.offline.replay import Replayer
 from anomstream.offline.sources import Row
 from anomstream.wire.codec import encode_event
 from anomstream.wire.records import Alert, Event, Source
-from integration.harness import drain, produce, settings_for, worker_thread
+from integration.harness import alerts_in, drain, produce, settings_for, worker_thread
 
 STEP_S = 10
 T0 = 1_767_225_600  # 2026-01-01, epoch seconds (a multiple of the 60 s window)
@@ -42,10 +42,6 @@ def _events() -> list[Event]:
     return out
 
 
-def _alerts(msgs: list[Message]) -> list[Alert]:
-    return [Alert.model_validate_json(bytes(m.value() or b"")) for m in msgs]
-
-
 def test_population_alert_opens_once_names_the_keys_and_replay_agrees(kafka_bootstrap: str) -> None:
     """One population alert for window 15 naming shifted keys, resolved next window; replay: same alerts."""
     settings = settings_for(kafka_bootstrap, partitions=1)
@@ -55,10 +51,10 @@ def test_population_alert_opens_once_names_the_keys_and_replay_agrees(kafka_boot
     )
 
     def done(got: list[Message]) -> bool:
-        return any(a.status == "resolved" and a.kind == "population" for a in _alerts(got))
+        return any(a.status == "resolved" and a.kind == "population" for a in alerts_in(got))
 
     with worker_thread(settings, SPECS) as w:
-        got = _alerts(drain(kafka_bootstrap, settings.topics.alerts, done, 90))
+        got = alerts_in(drain(kafka_bootstrap, settings.topics.alerts, done, 90))
         assert not w.error, w.error
     live = [a for a in got if a.kind == "population"]
     assert [(a.entity_id, a.status) for a in live] == [("*", "open"), ("*", "resolved")]

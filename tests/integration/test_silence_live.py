@@ -11,7 +11,7 @@ from anomstream.offline.replay import Replayer
 from anomstream.offline.sources import Row
 from anomstream.wire.codec import encode_event
 from anomstream.wire.records import Alert, Event, Source
-from integration.harness import drain, produce, settings_for, worker_thread
+from integration.harness import alerts_in, drain, produce, settings_for, worker_thread
 
 STEP_S = 10
 T0 = 1_767_225_600  # 2026-01-01, epoch seconds
@@ -30,10 +30,6 @@ def _events() -> list[Event]:
     return out
 
 
-def _alerts(msgs: list[Message]) -> list[Alert]:
-    return [Alert.model_validate_json(bytes(m.value() or b"")) for m in msgs]
-
-
 def test_silent_key_alerts_once_and_resolves_and_replay_agrees(kafka_bootstrap: str) -> None:
     """One silent alert at the predicted deadline, one resolved on return; replay emits the same alerts."""
     settings = settings_for(kafka_bootstrap, partitions=1)
@@ -43,11 +39,13 @@ def test_silent_key_alerts_once_and_resolves_and_replay_agrees(kafka_bootstrap: 
     )
 
     def done(got: list[Message]) -> bool:
-        return any(a.status == "resolved" and a.kind == "silent" for a in _alerts(got))
+        return any(a.status == "resolved" and a.kind == "silent" for a in alerts_in(got))
 
     with worker_thread(settings, SPECS) as w:
         live = [
-            a for a in _alerts(drain(kafka_bootstrap, settings.topics.alerts, done, 90)) if a.kind == "silent"
+            a
+            for a in alerts_in(drain(kafka_bootstrap, settings.topics.alerts, done, 90))
+            if a.kind == "silent"
         ]
         assert not w.error, w.error
     assert [(a.entity_id, a.status) for a in live] == [("a", "open"), ("a", "resolved")]

@@ -10,15 +10,11 @@ from confluent_kafka import Message
 from anomstream.detect.spec import DetectorSpecs
 from anomstream.ops.demo import DemoConfig, generate
 from anomstream.wire.codec import encode_event
-from anomstream.wire.records import Alert, ScoreRecord
-from integration.harness import SPIKE_SPECS, drain, produce, settings_for, worker_thread
+from anomstream.wire.records import ScoreRecord
+from integration.harness import SPIKE_SPECS, alerts_in, drain, produce, settings_for, worker_thread
 
 EVENTS_PER_ENTITY = 1500
 ENTITIES = 8
-
-
-def _alerts(messages: list[Message]) -> list[Alert]:
-    return [Alert.model_validate_json(bytes(m.value() or b"")) for m in messages]
 
 
 @pytest.mark.parametrize(
@@ -42,7 +38,7 @@ def test_every_injected_spike_is_alerted_with_its_feature(kafka_bootstrap: str, 
         scores = drain(kafka_bootstrap, settings.topics.scores, lambda got: len(got) >= len(stream), 120)
         assert not w.error, w.error
     assert len(scores) == len(stream)
-    alerts = _alerts(
+    alerts = alerts_in(
         drain(
             kafka_bootstrap,
             settings.topics.alerts,

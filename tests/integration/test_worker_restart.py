@@ -10,8 +10,17 @@ from confluent_kafka import Message
 
 from anomstream.ops.demo import DemoConfig, generate
 from anomstream.wire.codec import encode_event
-from anomstream.wire.records import Alert, ScoreRecord
-from integration.harness import committed, drain, end_offsets, env_for, produce, settings_for, start_process
+from anomstream.wire.records import ScoreRecord
+from integration.harness import (
+    alerts_in,
+    committed,
+    drain,
+    end_offsets,
+    env_for,
+    produce,
+    settings_for,
+    start_process,
+)
 
 TOTAL = 30_000
 
@@ -49,10 +58,7 @@ def test_sigterm_and_restart_loses_nothing(kafka_bootstrap: str, tmp_path: Path)
     ends = end_offsets(kafka_bootstrap, settings.topics.events)
     assert committed(kafka_bootstrap, settings.kafka.group_id, settings.topics.events, ends) == ends
 
-    alerts = [
-        Alert.model_validate_json(bytes(m.value() or b""))
-        for m in drain(kafka_bootstrap, settings.topics.alerts, lambda got: False, 5)
-    ]
+    alerts = alerts_in(drain(kafka_bootstrap, settings.topics.alerts, lambda got: False, 5))
     assert alerts, "the stream has spikes; alerts were expected"
     ids_by_source: dict[tuple[int, int], set[str]] = defaultdict(set)
     for alert in alerts:

@@ -14,8 +14,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pydantic import ValidationError
-
+from anomstream.ops.printer import poll_alert
 from anomstream.wire.records import Alert, Event
 
 # (feature, level, daily amplitude, noise σ) per entity kind
@@ -158,14 +157,8 @@ def label_alerts(
     """
     rng, given = random.Random(seed), 0
     while not stopped():
-        msg = consumer.poll(0.5)
-        if msg is None or msg.error() is not None:
-            continue
-        try:
-            alert = Alert.model_validate_json(msg.value())
-        except ValidationError:
-            continue
-        if alert.status != "open" or rng.random() >= share:
+        alert = poll_alert(consumer)
+        if alert is None or alert.status != "open" or rng.random() >= share:
             continue
         verdict(alert, "true_positive" if "injected" in alert.attributes else "false_positive")
         given += 1

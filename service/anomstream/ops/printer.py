@@ -105,6 +105,17 @@ class Summary:
         self._last, self._seen = now, current
 
 
+def poll_alert(consumer: Any, timeout_s: float = 0.5) -> Alert | None:
+    """The next alert on an alert-topic consumer, or None (nothing within ``timeout_s``, or undecodable)."""
+    msg = consumer.poll(timeout_s)
+    if msg is None or msg.error() is not None:
+        return None
+    try:
+        return Alert.model_validate_json(msg.value())
+    except ValidationError:
+        return None
+
+
 def print_alerts(
     consumer: Any, out: TextIO, stopped: Callable[[], bool], summary: Summary | None = None
 ) -> None:
@@ -112,12 +123,7 @@ def print_alerts(
     while not stopped():
         if summary is not None:
             summary.maybe_print(out)
-        msg = consumer.poll(0.5)
-        if msg is None or msg.error() is not None:
-            continue
-        try:
-            alert = Alert.model_validate_json(msg.value())
-        except ValidationError:
-            continue
-        print(format_alert(alert), file=out, flush=True)
+        alert = poll_alert(consumer)
+        if alert is not None:
+            print(format_alert(alert), file=out, flush=True)
     consumer.close()
