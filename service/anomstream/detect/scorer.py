@@ -13,14 +13,14 @@ from datetime import UTC, datetime
 from anomstream.detect.alerting import Point, alert_id, emit
 from anomstream.detect.feedback import Applied
 from anomstream.detect.judge import Judged
-from anomstream.detect.outcome import Decision, Outcome, score_record
+from anomstream.detect.outcome import Decision, Outcome, score_json, score_record
 from anomstream.detect.population import PopulationWatch
 from anomstream.detect.silence import Cadence, SilenceWatch, silence_alert
 from anomstream.detect.spec import DetectorSpecs, StreamSpec
 from anomstream.detect.store import KeyState, Registry
 from anomstream.wire.records import Alert, Event, Expected, Feedback, Source
 
-__all__ = ["Decision", "Outcome", "Scorer", "alert_id", "features", "score_record"]
+__all__ = ["Decision", "Outcome", "Scorer", "alert_id", "features", "score_json", "score_record"]
 
 
 class Scorer:

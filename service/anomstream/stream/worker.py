@@ -14,7 +14,7 @@ from typing import Any
 from confluent_kafka import KafkaError, TopicPartition
 
 from anomstream.config import TopicSettings, WorkerSettings
-from anomstream.detect.scorer import Outcome, Scorer, score_record
+from anomstream.detect.scorer import Outcome, Scorer, score_json
 from anomstream.errors import BrokerError
 from anomstream.ops.metrics import Metrics
 from anomstream.stream.checkpoint import Checkpoint, Committed
@@ -191,8 +191,8 @@ class Worker:
         if outcome.suppressed is not None:
             self._suppressed(outcome, stream)
         if self.topics.scores:
-            record = score_record(event, source, outcome, self.scorer.specs, bands)
-            self.sink.produce(self.topics.scores, encode(record), msg.key(), partition=source.partition)
+            record = score_json(event, source, outcome, self.scorer.specs, bands)
+            self.sink.produce(self.topics.scores, record, msg.key(), partition=source.partition)
 
     def _suppressed(self, outcome: Outcome, stream: str) -> None:
         held = outcome.suppressed

@@ -50,7 +50,7 @@ def _classify(exc: ValidationError) -> Rejection:
     if not first["loc"] and first["type"] in ("model_type", "model_attributes_type", "dict_type"):
         return Rejection("not_an_object", "top-level JSON value must be an object")
     detail = describe(exc, limit=5)
-    if any("not finite" in e["msg"] for e in errors):
+    if any(e["type"] == "finite_number" for e in errors):
         return Rejection("non_finite", detail)
     return Rejection("schema_violation", detail)
 

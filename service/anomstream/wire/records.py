@@ -10,9 +10,11 @@ from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from pydantic import (
+    AllowInfNan,
     BaseModel,
     ConfigDict,
     Field,
+    Strict,
     StringConstraints,
     WithJsonSchema,
     field_validator,
@@ -24,6 +26,9 @@ SCHEMA_VERSION = 2
 
 EntityId = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 FeatureName = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+# A number, not a boolean or a numeric string, and finite: checked inside pydantic-core (no Python
+# validator per event; that loop was a fifth of decoding).
+FiniteNumber = Annotated[float, Strict(), AllowInfNan(False)]
 Status = Literal["open", "ongoing", "resolved"]
 Severity = Literal["low", "medium", "high", "critical"]
 # point: one value is unusual; contextual: unusual for its time (season); collective: a sequence is;
@@ -70,7 +75,7 @@ class Event(_Wire):
             {"anyOf": [{"type": "string", "format": "date-time"}, {"type": "number", "minimum": 0}]}
         ),
     ] = Field(description="RFC 3339 text or epoch milliseconds")
-    values: dict[FeatureName, float] = Field(min_length=1, max_length=1000)
+    values: dict[FeatureName, FiniteNumber] = Field(min_length=1, max_length=1000)
     stream: Annotated[str, StringConstraints(min_length=1, max_length=128)] = "default"
     attributes: dict[str, Annotated[str, StringConstraints(max_length=1024)]] = Field(
         default_factory=dict, max_length=64
@@ -82,17 +87,6 @@ class Event(_Wire):
     @classmethod
     def _aware(cls, value: datetime) -> datetime:
         return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-    @field_validator("values", mode="before")
-    @classmethod
-    def _numbers_only(cls, value: object) -> object:
-        if isinstance(value, dict):
-            for name, number in value.items():
-                if isinstance(number, bool) or not isinstance(number, int | float):
-                    raise ValueError(f"value {name!r} must be a number")
-                if not math.isfinite(number):
-                    raise ValueError(f"value {name!r} is not finite")
-        return value
 
 
 class Source(_Wire):
