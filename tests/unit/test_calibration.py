@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import pickle
 import random
+from array import array
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -235,3 +236,26 @@ def test_auto_calibrator_is_the_detectors_own_choice(
     assert state.judge is not None
     state.judge.bank.commit({"x": 1.0})
     assert isinstance(state.judge.bank.views["x"][0], expected)
+
+
+def test_profile_counts_are_16_bit_and_old_float_counts_restore() -> None:
+    """Slot visit counts are 2-byte integers; a snapshot with float64 counts scores on identically."""
+    rng, views = random.Random(9), SeriesViews(Config())
+    points = [(10 + 5 * math.sin(2 * math.pi * i / 24) + rng.gauss(0, 0.3), i * 3600.0) for i in range(1500)]
+    for x, t in points[:1000]:
+        views.commit(x, t, views.peek(x, t))
+    assert views.prof_n.itemsize == 2
+    assert max(views.prof_n) >= 3
+    old = pickle.loads(pickle.dumps(views))
+    old.prof_n = array("d", map(float, views.prof_n))  # how snapshots before this change hold them
+    for x, t in points[1000:]:
+        new_peek, old_peek = views.peek(x, t), old.peek(x, t)
+        assert new_peek.log10ps == old_peek.log10ps
+        views.commit(x, t, new_peek)
+        old.commit(x, t, old_peek)
+
+
+def test_profile_alpha_below_what_a_16_bit_count_resolves_is_refused() -> None:
+    """A profile weight finer than 1/65535 per visit would need wider counts: the config says so."""
+    with pytest.raises(ValueError, match="profile_alpha"):
+        Config(profile_alpha=1e-6)

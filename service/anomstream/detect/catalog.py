@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 
 from anomstream.detect import deep
@@ -49,6 +50,7 @@ def available(name: str) -> bool:
     return name not in EXTRAS or deep.available()
 
 
+@functools.cache  # a class's signature does not change, and every new key's detector asked for it
 def parameters(cls: type[Detector]) -> dict[str, object]:
     """Constructor parameters and their defaults (what a spec's ``params`` may set)."""
     sig = inspect.signature(cls.__init__)

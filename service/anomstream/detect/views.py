@@ -16,6 +16,11 @@ from anomstream.detect.calibration import SCORE_DECADES, Likelihood
 from anomstream.detect.season import DAY, WEEK, PeriodDetector
 
 VIEWS = ("level", "diff", "varratio", "lag", "profile")
+# Visits per profile slot, as unsigned 16-bit counts (a third of a seasonal key's state was float64
+# counts). Past 1 / profile_alpha visits the count no longer changes the weight, so saturating at
+# MAX_COUNT gives the same profile for any profile_alpha >= 1 / MAX_COUNT (Config checks it).
+COUNT_TYPE = "H"
+MAX_COUNT = 65_535
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,10 @@ class Config:
     jump_widen: float = 0.5
     jump_window: float = 1000.0  # rows: the envelope's half-life and the rate's window
     jump_rate: float = 0.01
+
+    def __post_init__(self) -> None:
+        if not 1.0 / MAX_COUNT <= self.profile_alpha <= 1.0:
+            raise ValueError(f"profile_alpha must be in [1/{MAX_COUNT}, 1], got {self.profile_alpha}")
 
 
 class Peek(NamedTuple):
@@ -103,7 +112,7 @@ class SeriesViews:
         self.slot_width = 0.0
         self.lag_vals: array[float] = array("d")
         self.prof_vals: array[float] = array("d")
-        self.prof_n: array[float] = array("d")
+        self.prof_n: array[int] = array(COUNT_TYPE)
         self.period = PeriodDetector(cfg.periods) if cfg.period_gate == "acf" else None
         self.active_period = 0.0
         self._usable = tuple(v in cfg.views for v in VIEWS)
@@ -267,8 +276,8 @@ class SeriesViews:
         slot = self._slot(t)
         if slot >= 0:
             self.lag_vals[slot] = x
-            k = self.prof_n[slot] + 1.0
-            self.prof_n[slot] = k
+            k = min(self.prof_n[slot] + 1, MAX_COUNT)
+            self.prof_n[slot] = int(k)  # int(): snapshots from before kept float counts, and restore
             pa = max(cfg.profile_alpha, 1.0 / k)
             self.prof_vals[slot] += pa * (x - self.prof_vals[slot])
 
@@ -298,7 +307,7 @@ class SeriesViews:
         self.slot_period, self.slot_width = period, period / size
         self.lag_vals = array("d", [math.nan] * size)
         self.prof_vals = array("d", [0.0] * size)
-        self.prof_n = array("d", [0.0] * size)
+        self.prof_n = array(COUNT_TYPE, bytes(size * 2))
         self.lagst = [0.0, 0.0, 0.0]
         self.profst = [0.0, 0.0, 0.0]
 

@@ -40,6 +40,10 @@ class DeadLetterBrake:
 
     def record(self, dead_lettered: bool) -> None:
         """Count one record's outcome; raise when the policy says stop."""
+        if not dead_lettered and not self._bad_in_window:  # the common case: nothing to recount
+            self._recent.append(False)
+            self.consecutive = 0
+            return
         if len(self._recent) == self._recent.maxlen and self._recent[0]:
             self._bad_in_window -= 1
         self._recent.append(dead_lettered)

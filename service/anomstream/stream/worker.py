@@ -161,8 +161,8 @@ class Worker:
             return
         started = time.perf_counter()
         self.counts.consumed += 1
-        # Coordinates straight from the broker: no need to validate them again, per event.
-        source = Source.model_construct(topic=msg.topic(), partition=msg.partition(), offset=msg.offset())
+        # pydantic-core validates three plain fields faster than the Python-side model_construct skips it.
+        source = Source(topic=msg.topic(), partition=msg.partition(), offset=msg.offset())
         raw = msg.value()
         if self.feedback is not None and source.topic == self.topics.feedback:
             rejected = self.feedback.handle(raw, source)  # rare: not counted by the brake
