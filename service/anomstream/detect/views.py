@@ -252,7 +252,7 @@ class SeriesViews:
             for i, r in enumerate(pk.raws):
                 if not math.isnan(r):
                     self.lik[i].commit(r)
-            _ew(self.dif, pk.d, max(a, 1.0 / self.n))
+            _ew(self.dif, self._jump_clipped(pk), max(a, 1.0 / self.n))
             self._learn_jump(pk)
             self.short_var = pk.short_var
             if not math.isnan(pk.lag_r):
@@ -280,6 +280,18 @@ class SeriesViews:
             self.prof_n[slot] = int(k)  # int(): snapshots from before kept float counts, and restore
             pa = max(cfg.profile_alpha, 1.0 / k)
             self.prof_vals[slot] += pa * (x - self.prof_vals[slot])
+
+    def _jump_clipped(self, pk: Peek) -> float:
+        """The first difference to learn: a flagged jump (and the return after it) counts as ``jump_min`` sds.
+
+        Learnt whole, every spike added its square to the variance of the differences, so a key's own
+        alarms raised the bar for the next one: on the demo's hosts the sd of the differences grew to 1.65x
+        its noise-only value and 9-sigma spikes fell under ``jump_min``.
+        """
+        if not (pk.jumped or self.prev_jump):
+            return pk.d
+        md, limit = self.dif[0], self.cfg.jump_min * math.sqrt(self.dif[1])
+        return md + max(-limit, min(limit, pk.d - md))
 
     def _learn_jump(self, pk: Peek) -> None:
         """Update the jump rate and envelope (a flagged jump and the return after it stay out of it)."""
