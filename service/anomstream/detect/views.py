@@ -9,76 +9,12 @@ from __future__ import annotations
 
 import math
 from array import array
-from dataclasses import dataclass
-from typing import NamedTuple
 
 from anomstream.detect.calibration import SCORE_DECADES, Likelihood
-from anomstream.detect.season import DAY, WEEK, PeriodDetector
+from anomstream.detect.season import PeriodDetector
+from anomstream.detect.viewparams import COUNT_TYPE, MAX_COUNT, VIEWS, Config, Peek
 
-VIEWS = ("level", "diff", "varratio", "lag", "profile")
-# Visits per profile slot, as unsigned 16-bit counts (a third of a seasonal key's state was float64
-# counts). Past 1 / profile_alpha visits the count no longer changes the weight, so saturating at
-# MAX_COUNT gives the same profile for any profile_alpha >= 1 / MAX_COUNT (Config checks it).
-COUNT_TYPE = "H"
-MAX_COUNT = 65_535
-
-
-@dataclass(frozen=True)
-class Config:
-    """Fixed parameters (see RESULTS.md for the reason behind each default)."""
-
-    alpha: float = 1.0 / 128  # per-point EW factor of every view's mean/variance (span ≈ 255 points)
-    short_alpha: float = 1.0 / 8  # short variance of the first difference (span ≈ 15 points)
-    ma_window: int = 3  # Numenta likelihood: moving average of the raw deviation
-    lik_alpha: float = 1.0 / 8640  # Numenta likelihood: long-run EW Gaussian (8640 = NAB's window)
-    lik_min: int = 20  # samples before a likelihood reports anything but p = 1
-    lik_sd_floor: float = 0.05  # floor of the long-run sd of the moving average (raw units)
-    warmup: int = 100  # rows before views / range rule may alarm
-    view_warmup: int = 10  # residual statistics' samples before a view feeds its likelihood
-    z_cap: float = 20.0  # raw deviations are capped (bounded influence on the long-run Gaussian)
-    log_raw: bool = True  # feed log1p(raw) to the calibrator (tames heavy tails)
-    range_widen: float = 0.02  # range rule widening, fraction of the range seen so far
-    profile_alpha: float = 0.1  # per-slot profile EW factor per visit (≈ 10 periods of memory)
-    # candidate seasonal periods (seconds); slot arrays span the largest
-    periods: tuple[float, ...] = (DAY, WEEK)
-    period_gate: str = "acf"  # "acf": causal autocorrelation evidence; "always"; "off"
-    max_slot_step: float = 3600.0  # seasonal views only when sampling step ≤ 1 h
-    max_slots: int = 2016  # slots per period (a week of 5-minute slots)
-    rel_floor: float = 1e-3  # scale floor as a fraction of the range seen so far
-    views: tuple[str, ...] = VIEWS  # ablation switch
-    range_rule: bool = True
-    # Event time a sub-hourly key must span before the range rule applies: a daily metric shows its full
-    # range only after a day (measured: no change on NAB, where the probation period covers it).
-    range_after_s: float = DAY
-    bonferroni: bool = True  # the min over views times their number, so the result is a probability
-    # Jump rule: a single-point jump of at least ``jump_min`` sds, ``jump_widen`` beyond every recent jump,
-    # on a key where such jumps are rare (< ``jump_rate`` of the last ``jump_window`` rows), is anomalous
-    # whatever the smoothed views say (they dilute one point over ``ma_window``).
-    jump_min: float = 4.0
-    jump_widen: float = 0.5
-    jump_window: float = 1000.0  # rows: the envelope's half-life and the rate's window
-    jump_rate: float = 0.01
-
-    def __post_init__(self) -> None:
-        if not 1.0 / MAX_COUNT <= self.profile_alpha <= 1.0:
-            raise ValueError(f"profile_alpha must be in [1/{MAX_COUNT}, 1], got {self.profile_alpha}")
-
-
-class Peek(NamedTuple):
-    """Everything one record would change in a ``SeriesViews`` (computed without mutation)."""
-
-    raws: tuple[float, ...]  # raw deviation per view (NaN: view not computable yet)
-    log10ps: tuple[float, ...]  # per view log10 tail probability (0 when inactive)
-    d: float
-    lag_r: float
-    prof_r: float
-    slot: int
-    short_var: float
-    in_range: bool
-    log10p: float  # combined: min over active views / range rule
-    winner: str
-    z_diff: float  # single-point |z| of the first difference (NaN before the second row)
-    jumped: bool  # the jump rule fired
+__all__ = ["VIEWS", "Config", "Peek", "SeriesViews"]  # Config: older snapshots name it here
 
 
 class SeriesViews:
@@ -294,12 +230,19 @@ class SeriesViews:
         return md + max(-limit, min(limit, pk.d - md))
 
     def _learn_jump(self, pk: Peek) -> None:
-        """Update the jump rate and envelope (a flagged jump and the return after it stay out of it)."""
+        """Update the jump rate and the envelope of ordinary differences.
+
+        The return after a flagged jump is not a second jump (a spike is one event, not two). Only
+        differences under ``jump_min`` feed the envelope: a jump that went unflagged (or was caught by
+        another rule) used to lift it, which let the next spike through unflagged too, and so on; on one
+        demo key the envelope climbed 2.6 -> 7.9 sds in four spikes and missed three of them.
+        """
         cfg = self.cfg
         if not math.isnan(pk.z_diff):
-            big = 1.0 if pk.z_diff >= cfg.jump_min else 0.0
+            big = 1.0 if pk.z_diff >= cfg.jump_min and not self.prev_jump else 0.0
             self.jrate += (big - self.jrate) / cfg.jump_window
-            if not (pk.jumped or self.prev_jump) and self.n >= cfg.view_warmup:
+            ordinary = pk.z_diff < cfg.jump_min and not (pk.jumped or self.prev_jump)
+            if ordinary and self.n >= cfg.view_warmup:
                 self.dmax = max(self.dmax * 0.5 ** (1.0 / cfg.jump_window), pk.z_diff)
         self.prev_jump = pk.jumped
 
