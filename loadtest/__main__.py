@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from loadtest import RESULTS, cluster, hstbench, plots, report, runner, saturation, scenario
+from loadtest import RESULTS, cluster, demoquality, hstbench, plots, report, runner, saturation, scenario
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -50,6 +50,9 @@ def _parser() -> argparse.ArgumentParser:
     prof.add_argument("--bootstrap")
     hst = sub.add_parser("hst", help="HST engine: array forest vs River's HalfSpaceTrees, same run")
     hst.add_argument("--records", type=int, default=20_000)
+    demo = sub.add_parser("demo", help="default spec on make run's demo stream: spikes caught, false opens")
+    demo.add_argument("--seed", type=int, action="append", help="demo seeds (repeatable; default 7)")
+    demo.add_argument("--rows", type=int, default=6000, help="rows per demo entity")
     render = sub.add_parser("render", help="redraw the PNGs and rewrite the Markdown of a results JSON")
     render.add_argument("results", type=Path)
     return parser
@@ -139,6 +142,20 @@ def cmd_hst(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Run the demo stream through the default spec and write results/demo-<run-id>.json."""
+    doc = demoquality.run(args.seed or [7], args.rows)
+    doc["run_id"] = runner.run_id("demo")
+    path = report.write_json(doc, RESULTS / f"demo-{doc['run_id']}.json")
+    for row in doc["rows"]:
+        print(
+            f"seed {row['seed']}: caught {row['caught']}/{row['spikes']} spikes, {row['false_opens']} false "
+            f"opens in {row['normal_rows']} normal rows ({row['false_open_rate']:.4%})"
+        )
+    print(f"wrote {path}")
+    return 0
+
+
 def cmd_render(args: argparse.Namespace) -> int:
     """Redraw the PNGs and rewrite the Markdown of an earlier run, next to its JSON."""
     doc = orjson.loads(args.results.read_bytes())
@@ -152,7 +169,8 @@ def cmd_render(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m loadtest``."""
     args = _parser().parse_args(argv)
-    commands = {"run": cmd_run, "profile": cmd_profile, "hst": cmd_hst, "render": cmd_render}
+    commands = {"run": cmd_run, "profile": cmd_profile, "hst": cmd_hst, "demo": cmd_demo}
+    commands["render"] = cmd_render
     return commands[args.command](args)
 
 

@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # loadtest/ is a top-level folder, not an installed package
     sys.path.insert(0, str(ROOT))
 
-from loadtest import quality, report, runner, scenario, stats  # noqa: E402 - after the path set-up above
+from loadtest import demoquality, quality, report, runner, scenario, stats  # noqa: E402 - after the path set-up above
 from loadtest.generator import (  # noqa: E402
     START_MS,
     Generator,
@@ -329,3 +329,19 @@ def test_peer_ratios_divide_by_the_same_runs_peers() -> None:
     assert ceiling["latency"][0]["p99_ms"] == 40.0
     doc = {"detectors": rows, "peers": peer, "ceiling": ceiling}
     assert any(line.startswith("| zscore | 30,000 | 10,000 | 3.00") for line in report.peers_table(doc))
+
+
+def test_demo_tally_counts_every_spike_and_normal_row_once() -> None:
+    """The demo benchmark sees each injected spike and each normal row of the stream exactly once."""
+    t = demoquality.measure(seed=7, rows_per_entity=400)
+    assert t.spikes > 0
+    assert t.spikes + t.normal_rows == 8 * 400
+    assert t.caught + len(t.missed) == t.spikes
+
+
+def test_default_spec_catches_the_demo_spikes_with_few_false_opens() -> None:
+    """The default spec opens an alert on every injected spike of make run's demo (seed 7) and < 1 % else."""
+    t = demoquality.measure(seed=7, rows_per_entity=1500)
+    assert t.missed == []
+    assert t.caught == t.spikes > 0
+    assert t.false_open_rate < 0.01
