@@ -16,7 +16,7 @@ from anomstream.detect.scorer import Scorer
 from anomstream.detect.season import DAY, WEEK, PeriodDetector
 from anomstream.detect.spec import DetectorSpecs
 from anomstream.detect.store import Registry
-from anomstream.detect.views import Config, SeriesViews
+from anomstream.detect.views import VIEWS, Config, SeriesViews
 from anomstream.wire.records import Event, Source
 
 N = 100_000
@@ -126,10 +126,11 @@ def _period_of(values: list[float], step_s: float) -> float:
     return det.chosen
 
 
-def test_period_detection_finds_a_daily_cycle() -> None:
-    """Three weeks of a daily cycle at 30-minute steps are recognised as daily."""
+@pytest.mark.parametrize("level", [10.0, 1e9])
+def test_period_detection_finds_a_daily_cycle(level: float) -> None:
+    """Three weeks of a daily cycle at 30-minute steps are daily, also on a metric at 1e9 (byte counts)."""
     rng = random.Random(5)
-    values = [10 + 5 * math.sin(2 * math.pi * i / 48) + rng.gauss(0, 1) for i in range(48 * 21)]
+    values = [level + 5 * math.sin(2 * math.pi * i / 48) + rng.gauss(0, 1) for i in range(48 * 21)]
     assert _period_of(values, 1800.0) == DAY
 
 
@@ -250,9 +251,26 @@ def test_profile_counts_are_16_bit_and_old_float_counts_restore() -> None:
     old.prof_n = array("d", map(float, views.prof_n))  # how snapshots before this change hold them
     for x, t in points[1000:]:
         new_peek, old_peek = views.peek(x, t), old.peek(x, t)
+        assert len(new_peek.log10ps) == len(VIEWS)
         assert new_peek.log10ps == old_peek.log10ps
+        assert (new_peek.log10p, new_peek.winner) == (old_peek.log10p, old_peek.winner)
         views.commit(x, t, new_peek)
         old.commit(x, t, old_peek)
+
+
+@pytest.mark.parametrize("level", [10.0, 1e8])
+def test_single_precision_slots_keep_a_cycle_exact_at_any_level(level: float) -> None:
+    """Slots are float32 offsets from the key's level: at 1e8 the profile still tracks a cycle of ±3."""
+    rng, views = random.Random(11), SeriesViews(Config())
+    day = 288  # 5-minute steps
+    for i in range(day * 12):
+        truth = level + 3 * math.sin(2 * math.pi * i / day)
+        x, t = truth + rng.gauss(0, 0.2), i * 300.0
+        if i >= day * 8:  # a week in: every slot has been visited and the daily period is evident
+            assert views.lag_vals.itemsize == 4
+            assert views.active_period == DAY
+            assert abs(views.expected(t, 3.0)[0] - truth) < 1.0  # absolute float32 is off by up to 4
+        views.commit(x, t, views.peek(x, t))
 
 
 def test_profile_alpha_below_what_a_16_bit_count_resolves_is_refused() -> None:

@@ -39,8 +39,17 @@ class PeriodDetector:
         self.all_lags = sorted({lag for lag in self.lags} | {max(1, lag // 2) for lag in self.lags})
         self.sums = {lag: [0.0] * 6 for lag in self.all_lags}
         self.chosen = 0.0
+        self.ref = math.nan
+
+    # Bin means enter the sums as offsets from the first one: raw sums of squares of a metric at 1e7 and
+    # more cancel catastrophically and no period was ever found. Snapshots from before hold raw sums; the
+    # class default (0.0) keeps them raw.
+    ref = 0.0
 
     def _push(self, y: float) -> None:
+        if math.isnan(self.ref):
+            self.ref = y
+        y -= self.ref
         size = len(self.ring)
         for lag in self.all_lags:
             if lag <= self.nbins:

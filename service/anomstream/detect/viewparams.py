@@ -17,6 +17,8 @@ VIEWS = ("level", "diff", "varratio", "lag", "profile")
 # MAX_COUNT gives the same profile for any profile_alpha >= 1 / MAX_COUNT (Config checks it).
 COUNT_TYPE = "H"
 MAX_COUNT = 65_535
+# Slot values (one period ago, per-slot profile) as single-precision offsets from the key's level.
+SLOT_TYPE = "f"
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from array import array
 
 from anomstream.detect.calibration import SCORE_DECADES, Likelihood
 from anomstream.detect.season import PeriodDetector
-from anomstream.detect.viewparams import COUNT_TYPE, MAX_COUNT, VIEWS, Config, Peek
+from anomstream.detect.viewparams import COUNT_TYPE, MAX_COUNT, SLOT_TYPE, VIEWS, Config, Peek
 
 __all__ = ["VIEWS", "Config", "Peek", "SeriesViews"]  # Config: older snapshots name it here
 
@@ -27,6 +27,8 @@ class SeriesViews:
     jrate = 0.0  # EW share of rows whose jump was at least ``jump_min`` sds
     dmax = 0.0  # decaying envelope of single-point jump |z| (flagged jumps and their returns left out)
     prev_jump = False
+    # Slot values are offsets from this level (snapshots from before kept absolute doubles: 0.0 fits them).
+    slot_ref = 0.0
 
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
@@ -124,7 +126,7 @@ class SeriesViews:
             return math.nan
         back = round(self.active_period / self.slot_width)
         size = len(self.lag_vals)
-        return self.lag_vals[(slot - back) % size] if back < size else self.lag_vals[slot]
+        return self.slot_ref + (self.lag_vals[(slot - back) % size] if back < size else self.lag_vals[slot])
 
     def _range_known(self, t: float) -> bool:
         """Has the key shown its range? A possibly daily metric (step ≤ 1 h) needs a day of history."""
@@ -137,13 +139,13 @@ class SeriesViews:
         lag_r = prof_r = z_lag = z_prof = math.nan
         if slot < 0:
             return lag_r, prof_r, z_lag, z_prof
-        prev = self.lag_vals[slot]
+        prev = self.slot_ref + self.lag_vals[slot]
         if not math.isnan(prev):
             lag_r = x - prev
             ml, vl, _ = self.lagst
             z_lag = abs(lag_r - ml) / max(math.sqrt(vl), fl)
         if self.prof_n[slot] > 0:
-            prof_r = x - self.prof_vals[slot]
+            prof_r = x - (self.slot_ref + self.prof_vals[slot])
             mp, vp, _ = self.profst
             z_prof = abs(prof_r - mp) / max(math.sqrt(vp), fl)
         return lag_r, prof_r, z_lag, z_prof
@@ -168,6 +170,7 @@ class SeriesViews:
         best, winner, looks = 0.0, "", 0
         for i, r in enumerate(raws):
             lp = 0.0 if math.isnan(r) else self.lik[i].peek(r)
+            lps.append(lp)
             eligible = warm and self._usable[i] and not math.isnan(r)
             if i >= 3:  # seasonal views speak once a period is evident and they have seen enough
                 eligible = eligible and seasonal and season_n[i - 3] >= cfg.warmup
@@ -211,11 +214,12 @@ class SeriesViews:
             self.active_period = self.period.update(x, t)
         slot = self._slot(t)
         if slot >= 0:
-            self.lag_vals[slot] = x
+            ref = self.slot_ref
+            self.lag_vals[slot] = x - ref
             k = min(self.prof_n[slot] + 1, MAX_COUNT)
             self.prof_n[slot] = int(k)  # int(): snapshots from before kept float counts, and restore
             pa = max(cfg.profile_alpha, 1.0 / k)
-            self.prof_vals[slot] += pa * (x - self.prof_vals[slot])
+            self.prof_vals[slot] += pa * (x - ref - self.prof_vals[slot])
 
     def _jump_clipped(self, pk: Peek) -> float:
         """The first difference to learn: a flagged jump (and the return after it) counts as ``jump_min`` sds.
@@ -260,8 +264,11 @@ class SeriesViews:
         if size < 2:
             return
         self.slot_period, self.slot_width = period, period / size
-        self.lag_vals = array("d", [math.nan] * size)
-        self.prof_vals = array("d", [0.0] * size)
+        # Slots hold offsets from the key's level when they were laid out, in single precision: a slot
+        # value is then as exact as the cycle's amplitude needs, at half a double's bytes.
+        self.slot_ref = self.lev[0]
+        self.lag_vals = array(SLOT_TYPE, [math.nan] * size)
+        self.prof_vals = array(SLOT_TYPE, [0.0] * size)
         self.prof_n = array(COUNT_TYPE, bytes(size * 2))
         self.lagst = [0.0, 0.0, 0.0]
         self.profst = [0.0, 0.0, 0.0]
@@ -271,7 +278,7 @@ class SeriesViews:
         fl = self._floor()
         slot = self._slot(t)
         if self._seasonal_on() and slot >= 0 and self.prof_n[slot] > 0:
-            c = self.prof_vals[slot] + self.profst[0]
+            c = self.slot_ref + self.prof_vals[slot] + self.profst[0]
             s = max(math.sqrt(self.profst[1]), fl)
         else:
             c, s = self.lev[0], max(math.sqrt(self.lev[1]), fl)
