@@ -15,7 +15,18 @@ from typing import Any
 
 import orjson
 
-from loadtest import RESULTS, cluster, demoquality, hstbench, plots, report, runner, saturation, scenario
+from loadtest import (
+    RESULTS,
+    cluster,
+    cost,
+    demoquality,
+    hstbench,
+    plots,
+    report,
+    runner,
+    saturation,
+    scenario,
+)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -53,6 +64,10 @@ def _parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="default spec on make run's demo stream: spikes caught, false opens")
     demo.add_argument("--seed", type=int, action="append", help="demo seeds (repeatable; default 7)")
     demo.add_argument("--rows", type=int, default=6000, help="rows per demo entity")
+    costs = sub.add_parser("cost", help="in-process Scorer µs per event and snapshot bytes/µs per key")
+    costs.add_argument("--detector", action="append", help="detector tables (repeatable; default: all)")
+    costs.add_argument("--scenario", default="quick", help="scenario providing data and specs")
+    costs.add_argument("--entities", type=int, default=1000)
     render = sub.add_parser("render", help="redraw the PNGs and rewrite the Markdown of a results JSON")
     render.add_argument("results", type=Path)
     return parser
@@ -156,6 +171,21 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_cost(args: argparse.Namespace) -> int:
+    """Time the Scorer per event and a seal per key; write results/cost-<run-id>.json."""
+    chosen = scenario.load(args.scenario)
+    doc = cost.run(chosen, args.detector or list(chosen.detectors), entities=args.entities)
+    doc["run_id"] = runner.run_id("cost")
+    path = report.write_json(doc, RESULTS / f"cost-{doc['run_id']}.json")
+    for row in doc["rows"]:
+        print(
+            f"{row['detector']:>12}: {row['us_per_event']:8.1f} us/event (x{row['vs_zscore']} zscore), "
+            f"sealed {row['sealed_bytes']:,} B in {row['seal_us']:.0f} us"
+        )
+    print(f"wrote {path}")
+    return 0
+
+
 def cmd_render(args: argparse.Namespace) -> int:
     """Redraw the PNGs and rewrite the Markdown of an earlier run, next to its JSON."""
     doc = orjson.loads(args.results.read_bytes())
@@ -170,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m loadtest``."""
     args = _parser().parse_args(argv)
     commands = {"run": cmd_run, "profile": cmd_profile, "hst": cmd_hst, "demo": cmd_demo}
-    commands["render"] = cmd_render
+    commands.update(render=cmd_render, cost=cmd_cost)
     return commands[args.command](args)
 
 

@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # loadtest/ is a top-level folder, not an installed package
     sys.path.insert(0, str(ROOT))
 
-from loadtest import demoquality, quality, report, runner, scenario, stats  # noqa: E402 - after the path set-up above
+from loadtest import cost, demoquality, quality, report, runner, scenario, stats  # noqa: E402 - after the path set-up above
 from loadtest.generator import (  # noqa: E402
     START_MS,
     Generator,
@@ -345,3 +345,14 @@ def test_default_spec_catches_the_demo_spikes_with_few_false_opens() -> None:
     assert t.missed == []
     assert t.caught == t.spikes > 0
     assert t.false_open_rate < 0.01
+
+
+def test_cost_times_the_scorer_and_seals_a_key_per_detector() -> None:
+    """The cost benchmark reports µs per event and a real sealed snapshot's size for each chosen table."""
+    chosen = scenario.load("quick")
+    doc = cost.run(chosen, ["zscore", "multiview"], entities=20, steps=6, history=300)
+    rows = {r["detector"]: r for r in doc["rows"]}
+    assert doc["timed_events"] == 20 * 2
+    assert rows["zscore"]["vs_zscore"] == 1.0
+    assert all(r["us_per_event"] > 0 and r["seal_us"] > 0 for r in rows.values())
+    assert rows["multiview"]["sealed_bytes"] > rows["zscore"]["sealed_bytes"] > 500  # slot arrays
