@@ -73,22 +73,17 @@ def run(
     """Every chosen detector table's per-event and per-seal cost, with ratios to ``zscore``'s."""
     events = _events(scenario, entities, steps)
     warm = entities * (steps * 2 // 3)
-    rows = []
+    rows: list[dict[str, Any]] = []
+    timings: dict[str, float] = {}
     for name in detectors:
         spec = scenario.detectors[name]
-        us = per_event_us(spec, events, warm)
+        timings[name] = us = per_event_us(spec, events, warm)
         size, seal_us = seal_cost(spec, history)
-        rows.append(
-            {
-                "detector": name,
-                "us_per_event": round(us, 1),
-                "sealed_bytes": size,
-                "seal_us": round(seal_us, 1),
-            }
-        )
-    base = next((r for r in rows if r["detector"] == "zscore"), None)
+        row = {"detector": name, "us_per_event": round(us, 1), "sealed_bytes": size}
+        rows.append({**row, "seal_us": round(seal_us, 1)})
+    base = timings.get("zscore")
     for r in rows:
-        r["vs_zscore"] = round(r["us_per_event"] / base["us_per_event"], 2) if base else None
+        r["vs_zscore"] = round(timings[r["detector"]] / base, 2) if base else None
     return {
         "kind": "cost",
         "entities": entities,
