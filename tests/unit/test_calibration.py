@@ -284,3 +284,16 @@ def test_view_config_pickled_under_its_old_module_path_restores() -> None:
     old = pickle.dumps(Config(jump_min=5.0), protocol=0).replace(b"detect.viewparams", b"detect.views")
     assert b"anomstream.detect.views\n" in old
     assert pickle.loads(old) == Config(jump_min=5.0)
+
+
+def test_likelihood_snapshot_of_the_dict_form_restores() -> None:
+    """Likelihoods snapshot as tuples now; a snapshot holding the older dict state scores the same."""
+    rng, lik = random.Random(2), Likelihood()
+    for _ in range(300):
+        lik.commit(abs(rng.gauss(0, 1)))
+    old = Likelihood.__new__(Likelihood)
+    old.__setstate__({name: getattr(lik, name) for name in Likelihood.__slots__})
+    new = pickle.loads(pickle.dumps(lik))
+    assert isinstance(lik.__getstate__(), tuple)
+    for raw in (0.1, 1.0, 3.0, 9.0):
+        assert old.peek(raw) == new.peek(raw) == lik.peek(raw)

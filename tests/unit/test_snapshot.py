@@ -110,3 +110,25 @@ def test_state_key_round_trip() -> None:
     """Record keys carry stream and entity, even when the entity contains separators of its own."""
     key = ("payments", "acct:42/eu")
     assert snapshot.decode_key(snapshot.encode_key(key)) == key
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_restore_pauses_the_collector_and_leaves_it_as_it_was(enabled: bool) -> None:
+    """While a restore unpickles the collector is off; afterwards it is on again only if it was on."""
+    import gc
+
+    seen: list[bool] = []
+
+    class Probe(snapshot.Snapshots):
+        def _restore_each(self, committed: dict[int, int]) -> None:
+            seen.append(gc.isenabled())
+
+    probe = Probe.__new__(Probe)  # only restore_until runs: no broker, registry or sink needed
+    was = gc.isenabled()
+    try:
+        (gc.enable if enabled else gc.disable)()
+        probe.restore_until({0: 10})
+        assert seen == [False]
+        assert gc.isenabled() is enabled
+    finally:
+        (gc.enable if was else gc.disable)()
